@@ -1,0 +1,32 @@
+# poseshift: `make demo` to see it work, `make test` to check it. Both install into .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+RUNS ?= runs
+
+.PHONY: install demo test lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned, so nothing below can pull a different (CUDA) build
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with torch (CPU), the package (editable) and test tools
+
+demo: install  ## train the baseline on the embedded mocap benchmark and print the results table
+	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml \
+		--trainer.default_root_dir $(RUNS)/demo --test_after_fit true
+
+test: install  ## run the test suite (what CI runs)
+	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests
+
+lint: install  ## ruff
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) *.egg-info build dist .pytest_cache .ruff_cache

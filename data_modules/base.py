@@ -1,0 +1,145 @@
+"""LightningDataModule base shared by every dataset: one source domain, named test sets.
+
+A subclass implements :meth:`PoseDataModule.build_sets`; this base turns the sets into
+dataloaders, gives each test set a name that ends up in the logged metric keys, and
+makes evaluation exact under DDP (no padded duplicates, see :class:`UnpaddedDistributedSampler`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytorch_lightning as pl
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+
+from data_modules.schema import PoseDataset, PoseSet, collate_batch
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Evaluation sampler that splits indices across ranks without repeating any.
+
+    torch's DistributedSampler pads the last shard with duplicates so every rank gets
+    the same count; that double-counts samples in summed metric states. Here rank r
+    takes indices r, r + W, r + 2W, ... so shards differ by at most one sample.
+    Lightning leaves a DistributedSampler it is given alone.
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int | None = None,
+                 rank: int | None = None) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.num_samples = len(range(self.rank, len(dataset), self.num_replicas))
+        self.total_size = len(dataset)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.total_size, self.num_replicas))
+
+
+@dataclass
+class DomainSets:
+    """What a DataModule provides: labeled source splits, named test sets, unlabeled target 2D."""
+
+    train: PoseSet
+    val: PoseSet
+    test: dict[str, PoseSet]
+    target_train: dict[str, PoseSet] = field(default_factory=dict)
+
+
+class PoseDataModule(pl.LightningDataModule):
+    """Base DataModule: subclasses return a :class:`DomainSets` from :meth:`build_sets`.
+
+    Args:
+        batch_size: training batch size.
+        eval_batch_size: batch size for validation, test and predict.
+        num_workers: DataLoader worker processes (0 loads in the main process, which is
+            fastest for the in-memory arrays used here).
+        test_sets: names of the test sets to evaluate, in order; ``None`` means all.
+    """
+
+    def __init__(self, batch_size: int = 1024, eval_batch_size: int = 4096, num_workers: int = 0,
+                 test_sets: list[str] | None = None) -> None:
+        super().__init__()
+        if batch_size <= 0 or eval_batch_size <= 0:
+            raise ValueError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.requested_test_sets = test_sets
+        self.sets: DomainSets | None = None
+
+    def build_sets(self) -> DomainSets:
+        """Load or generate every split; called once per process in :meth:`setup`."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.sets is not None:
+            return
+        sets = self.build_sets()
+        if self.requested_test_sets is not None:
+            unknown = [n for n in self.requested_test_sets if n not in sets.test]
+            if unknown:
+                raise ValueError(f"unknown test set(s) {unknown}; this data module has {list(sets.test)}")
+            sets.test = {n: sets.test[n] for n in self.requested_test_sets}
+        self.sets = sets
+
+    # -- information methods use ---------------------------------------------------------------
+    def _require_sets(self) -> DomainSets:
+        if self.sets is None:
+            self.setup()
+        assert self.sets is not None
+        return self.sets
+
+    @property
+    def test_set_names(self) -> list[str]:
+        """Names of the test sets, in dataloader order."""
+        return list(self._require_sets().test)
+
+    @property
+    def num_actions(self) -> int:
+        return max(1, len(self._require_sets().train.action_names))
+
+    # -- loaders ------------------------------------------------------------------------------
+    def _loader(self, poses: PoseSet, train: bool) -> DataLoader:
+        dataset = PoseDataset(poses)
+        sampler = None
+        if not train and dist.is_available() and dist.is_initialized():
+            sampler = UnpaddedDistributedSampler(dataset)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=train and len(poses) > self.batch_size,
+            num_workers=self.num_workers,
+            collate_fn=collate_batch,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._require_sets().train, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._require_sets().val, train=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(s, train=False) for s in self._require_sets().test.values()]
+
+    def target_dataloader(self, name: str) -> DataLoader:
+        """Unlabeled target-domain 2D for adaptation methods."""
+        targets = self._require_sets().target_train
+        if name not in targets:
+            raise ValueError(f"no unlabeled target set {name!r}; available: {list(targets)}")
+        return self._loader(targets[name], train=True)
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return self.test_dataloader()
+
+    def describe(self) -> str:
+        """A few lines naming each split and its size, printed at the start of a run."""
+        s = self._require_sets()
+        lines = [f"train {s.train.name}: {len(s.train)}", f"val {s.val.name}: {len(s.val)}"]
+        lines += [f"test {name}: {len(p)}" for name, p in s.test.items()]
+        lines += [f"target (unlabeled) {name}: {len(p)}" for name, p in s.target_train.items()]
+        return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""``poseshift fit|validate|test|predict --config experiments/...yaml`` (LightningCLI).
+
+Model and data are chosen by class path in the YAML (``model.class_path``,
+``data.class_path``); every constructor argument is a documented option
+(``poseshift fit --help``, ``poseshift fit --model.help poseshift.methods.Baseline``).
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+from poseshift.callbacks import NpzPredictionWriter
+from poseshift.methods.base import LiftingModule
+
+
+class PoseShiftCLI(LightningCLI):
+    """LightningCLI with two additions: test after fit, and an npz writer for predict."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--test_after_fit", type=bool, default=False,
+            help="fit only: afterwards test the best checkpoint on every test set and print the results table",
+        )
+        parser.add_argument(
+            "--predict_output", type=str, default="predictions.npz",
+            help="predict only: npz file the lifted 3D poses are written to (key 'pose3d', metres)",
+        )
+
+    def before_fit(self) -> None:
+        describe = getattr(self.datamodule, "describe", None)
+        if describe is not None and self.trainer.is_global_zero:
+            print(describe(), flush=True)
+
+    def after_fit(self) -> None:
+        if not self.config_init[self.subcommand].get("test_after_fit"):
+            return
+        ckpt = self.trainer.checkpoint_callback
+        ckpt_path = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
+        if ckpt_path is None:
+            print("no best checkpoint was saved; testing the final weights", flush=True)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
+
+    def before_predict(self) -> None:
+        output = self.config_init[self.subcommand].get("predict_output", "predictions.npz")
+        self.trainer.callbacks.append(NpzPredictionWriter(output))
+
+
+def main(args: list[str] | None = None) -> PoseShiftCLI:
+    """Entry point of the ``poseshift`` command (``args`` for calling it from Python)."""
+    return PoseShiftCLI(
+        LiftingModule,
+        pl.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""What every lifting method shares: a 2D-to-3D lifter and its evaluation on named test sets.
+
+Methods subclass :class:`LiftingModule` and add their own networks, optimizers and
+``training_step``. Validation runs on the source validation split (the default for
+checkpoint selection); testing runs on every test set of the DataModule, each logged
+under its own name: ``test/<set>/mpjpe``, ``test/<set>/pa_mpjpe``, ``test/<set>/pck``,
+``test/<set>/auc``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from torch import nn
+
+from poseshift.geometry.skeleton import H36M17, Skeleton
+from poseshift.metrics import pose_metrics
+from poseshift.models import build_backbone
+
+
+def _metric_key(name: str) -> str:
+    # ModuleDict keys may not contain dots
+    return name.replace(".", "_")
+
+
+class LiftingModule(pl.LightningModule):
+    """Base LightningModule: owns ``self.lifter`` and the evaluation protocol.
+
+    Args:
+        backbone: lifter architecture, one of ``poseshift.models.BACKBONES``.
+        backbone_kwargs: constructor arguments of the backbone (sizes, dropout, ...).
+        pck_joints: joints that PCK/AUC (and MPJPE) are computed over: ``"all"`` or a
+            named set such as ``"official14"`` (the 3DHP protocol).
+        flip_test: average the prediction with that of the left/right-mirrored input,
+            as PoseAug does on 3DHP.
+        monitor: metric that selects the best checkpoint (source validation by default).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "simple_baseline",
+        backbone_kwargs: dict[str, Any] | None = None,
+        pck_joints: str = "all",
+        flip_test: bool = False,
+        monitor: str = "val/mpjpe",
+    ) -> None:
+        super().__init__()
+        self.skeleton: Skeleton = H36M17
+        self.lifter = build_backbone(backbone, **(backbone_kwargs or {}))
+        self.pck_joints = pck_joints
+        self.flip_test = flip_test
+        self.monitor = monitor
+        self.val_metrics = pose_metrics(joints=pck_joints)
+        self.test_metrics = nn.ModuleDict()
+        self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)
+
+    # -- lifting --------------------------------------------------------------------------------
+    def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
+        """Lift screen-normalized 2D (B, J, 2) to root-relative 3D (B, J, 3) in metres."""
+        return self.lifter(pose2d)
+
+    def lift_for_eval(self, pose2d: torch.Tensor) -> torch.Tensor:
+        """Prediction used for metrics and ``predict``: optionally flip-averaged."""
+        pred = self(pose2d)
+        if self.flip_test:
+            mirror = torch.tensor([-1.0, 1.0], device=pose2d.device, dtype=pose2d.dtype)
+            flipped = self(pose2d[..., self._flip_perm, :] * mirror)
+            flipped = flipped[..., self._flip_perm, :] * torch.cat([mirror, mirror.new_ones(1)])
+            pred = (pred + flipped) / 2
+        return pred
+
+    # -- evaluation -----------------------------------------------------------------------------
+    @property
+    def test_set_names(self) -> list[str]:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or not hasattr(dm, "test_set_names"):
+            return ["test"]
+        return dm.test_set_names
+
+    def setup(self, stage: str) -> None:
+        if stage in ("test", "fit"):
+            for name in self.test_set_names:
+                key = _metric_key(name)
+                if key not in self.test_metrics:
+                    self.test_metrics[key] = pose_metrics(joints=self.pck_joints)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self.val_metrics.update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
+
+    def on_validation_epoch_end(self) -> None:
+        # compute() syncs the summed states across processes, so no sync_dist here
+        values = self.val_metrics.compute()
+        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        name = self.test_set_names[dataloader_idx]
+        self.test_metrics[_metric_key(name)].update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
+
+    def on_test_epoch_end(self) -> None:
+        for name in self.test_set_names:
+            metrics = self.test_metrics[_metric_key(name)]
+            values = metrics.compute()
+            self.log_dict({f"test/{name}/{k}": v for k, v in values.items()}, add_dataloader_idx=False)
+            metrics.reset()
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self.lift_for_eval(batch["pose2d"])
+
+    def configure_callbacks(self) -> list[Callback]:
+        from poseshift.callbacks import ResultsTable
+
+        checkpoint = ModelCheckpoint(
+            monitor=self.monitor, mode="min", save_last=True, filename="best-{epoch:03d}", auto_insert_metric_name=False
+        )
+        return [checkpoint, ResultsTable()]
+
+    # -- helpers for manual optimization ----------------------------------------------------------
+    def optimizer_step_with_clip(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None) -> None:
+        """zero_grad, backward, clip (if ``max_norm``), step: one player's update."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if max_norm:
+            self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
+        optimizer.step()

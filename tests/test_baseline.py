@@ -1,0 +1,96 @@
+"""The supervised baseline: its step trains the lifter, its schedule, flip test, DDP evaluation."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import pytest
+import torch
+from helpers import SyntheticDataModule
+
+from poseshift.methods import Baseline
+
+SMALL = {"linear_size": 64, "num_stages": 1}
+
+
+def quiet_trainer(**kwargs) -> pl.Trainer:
+    defaults = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, enable_checkpointing=False)
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+def test_training_reduces_loss_and_changes_only_the_lifter():
+    pl.seed_everything(0)
+    model = Baseline(backbone_kwargs=SMALL, lr=1e-2)
+    dm = SyntheticDataModule(num_train=128, batch_size=32)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    trainer = quiet_trainer()
+    trainer.validate(model, datamodule=dm, verbose=False)
+    initial = float(trainer.callback_metrics["val/mpjpe"])
+    trainer = quiet_trainer(max_epochs=15, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    trainer = quiet_trainer()
+    trainer.validate(model, datamodule=dm, verbose=False)
+    final = float(trainer.callback_metrics["val/mpjpe"])
+    assert final < 0.7 * initial, (initial, final)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(k.startswith("lifter.") for k in changed)
+
+
+def test_learning_rate_staircase():
+    model = Baseline(backbone_kwargs=SMALL, lr=1.0, lr_decay=0.5, lr_decay_steps=3)
+    config = model.configure_optimizers()
+    opt, sched = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]
+
+
+def test_flip_test_is_mirror_equivariant():
+    torch.manual_seed(0)
+    model = Baseline(backbone_kwargs=SMALL, flip_test=True).eval()
+    x = torch.randn(8, 17, 2)
+    perm = model.skeleton.flip_permutation
+    mirror2, mirror3 = torch.tensor([-1.0, 1.0]), torch.tensor([-1.0, 1.0, 1.0])
+    with torch.no_grad():
+        out = model.lift_for_eval(x)
+        out_of_mirrored = model.lift_for_eval(x[:, perm] * mirror2)
+    torch.testing.assert_close(out_of_mirrored, out[:, perm] * mirror3, atol=1e-5, rtol=1e-5)
+    model.flip_test = False
+    with torch.no_grad():
+        assert not torch.allclose(model.lift_for_eval(x[:, perm] * mirror2), out[:, perm] * mirror3, atol=1e-3)
+
+
+def test_test_metrics_are_named_per_test_set():
+    torch.manual_seed(0)
+    model = Baseline(backbone_kwargs=SMALL)
+    results = quiet_trainer().test(model, datamodule=SyntheticDataModule(), verbose=False)
+    keys = set(results[0]) | set(results[1])
+    assert {"test/alpha/mpjpe", "test/alpha/pa_mpjpe", "test/beta/pck", "test/beta/auc"} <= keys
+    assert results[0]["test/alpha/mpjpe"] != results[1]["test/beta/mpjpe"]
+
+
+def test_ddp_spawn_two_processes_matches_one(tmp_path):
+    torch.manual_seed(0)
+    model = Baseline(backbone_kwargs=SMALL)
+    dm = SyntheticDataModule(num_test=101)  # odd sizes: a padding sampler would double-count
+    single = quiet_trainer().test(model, datamodule=dm, verbose=False)
+    ddp = quiet_trainer(strategy="ddp_spawn", devices=2, default_root_dir=tmp_path).test(
+        model, datamodule=SyntheticDataModule(num_test=101), verbose=False
+    )
+    for one, two in zip(single, ddp):
+        assert one.keys() == two.keys()
+        for key in one:
+            assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-4), key
+
+
+def test_ddp_spawn_fit_runs(tmp_path):
+    torch.manual_seed(0)
+    model = Baseline(backbone_kwargs=SMALL)
+    trainer = quiet_trainer(strategy="ddp_spawn", devices=2, max_steps=3, default_root_dir=tmp_path,
+                            limit_val_batches=2)
+    trainer.fit(model, datamodule=SyntheticDataModule(num_train=128))
+    assert trainer.global_step == 3
