@@ -27,8 +27,9 @@ class UnpaddedDistributedSampler(DistributedSampler):
     Lightning leaves a DistributedSampler it is given alone.
     """
 
-    def __init__(self, dataset: torch.utils.data.Dataset, num_replicas: int | None = None,
-                 rank: int | None = None) -> None:
+    def __init__(
+        self, dataset: torch.utils.data.Dataset, num_replicas: int | None = None, rank: int | None = None
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
         self.num_samples = len(range(self.rank, len(dataset), self.num_replicas))
         self.total_size = len(dataset)
@@ -58,8 +59,13 @@ class PoseDataModule(pl.LightningDataModule):
         test_sets: names of the test sets to evaluate, in order; ``None`` means all.
     """
 
-    def __init__(self, batch_size: int = 1024, eval_batch_size: int = 4096, num_workers: int = 0,
-                 test_sets: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 1024,
+        eval_batch_size: int = 4096,
+        num_workers: int = 0,
+        test_sets: list[str] | None = None,
+    ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
             raise ValueError(f"batch sizes must be positive, got {batch_size} and {eval_batch_size}")

@@ -65,8 +65,9 @@ class KeypointsDataModule(pl.LightningDataModule):
         batch_size: poses per forward pass.
     """
 
-    def __init__(self, path: str, width: float | None = None, height: float | None = None,
-                 batch_size: int = 4096) -> None:
+    def __init__(
+        self, path: str, width: float | None = None, height: float | None = None, batch_size: int = 4096
+    ) -> None:
         super().__init__()
         self.path = path
         self.width = width

@@ -99,7 +99,9 @@ class PoseSet:
         if (self.pose3d is None) != (self.root3d is None):
             self._fail("pose3d", "pose3d and root3d must both be present or both absent")
         if self.action_names and n and int(self.action.max()) >= len(self.action_names):
-            self._fail("action", f"id {int(self.action.max())} but only {len(self.action_names)} action names")
+            self._fail(
+                "action", f"id {int(self.action.max())} but only {len(self.action_names)} action names"
+            )
 
     # -- access -----------------------------------------------------------------------------
     def __len__(self) -> int:

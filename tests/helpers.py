@@ -16,11 +16,28 @@ from poseshift.geometry.camera import h36m_intrinsics, project
 from poseshift.geometry.skeleton import H36M17
 
 # a rough standing pose (x right, y down, z forward), metres, root at the origin
-_REST = np.array([
-    [0, 0, 0], [-0.13, 0, 0], [-0.13, 0.44, 0], [-0.13, 0.88, 0], [0.13, 0, 0], [0.13, 0.44, 0],
-    [0.13, 0.88, 0], [0, -0.23, 0], [0, -0.49, 0], [0, -0.6, -0.05], [0, -0.72, 0], [0.15, -0.49, 0],
-    [0.15, -0.21, 0], [0.15, 0.04, 0], [-0.15, -0.49, 0], [-0.15, -0.21, 0], [-0.15, 0.04, 0],
-], dtype=np.float64)
+_REST = np.array(
+    [
+        [0, 0, 0],
+        [-0.13, 0, 0],
+        [-0.13, 0.44, 0],
+        [-0.13, 0.88, 0],
+        [0.13, 0, 0],
+        [0.13, 0.44, 0],
+        [0.13, 0.88, 0],
+        [0, -0.23, 0],
+        [0, -0.49, 0],
+        [0, -0.6, -0.05],
+        [0, -0.72, 0],
+        [0.15, -0.49, 0],
+        [0.15, -0.21, 0],
+        [0.15, 0.04, 0],
+        [-0.15, -0.49, 0],
+        [-0.15, -0.21, 0],
+        [-0.15, 0.04, 0],
+    ],
+    dtype=np.float64,
+)
 
 
 def synthetic_set(n: int, seed: int, name: str) -> PoseSet:
@@ -39,9 +56,18 @@ def synthetic_set(n: int, seed: int, name: str) -> PoseSet:
     k, size = k[cam], size[cam]
     pose2d = project(torch.from_numpy(pose + root[:, None]).float(), k)
     return PoseSet(
-        pose2d=pose2d.numpy(), pose3d=pose, root3d=root, intrinsics=k.numpy(), image_size=size.numpy(),
-        subject=np.zeros(n), action=rng.integers(0, 2, size=n), camera=cam, frame=np.arange(n),
-        sequence=np.zeros(n), action_names=("a", "b"), name=name,
+        pose2d=pose2d.numpy(),
+        pose3d=pose,
+        root3d=root,
+        intrinsics=k.numpy(),
+        image_size=size.numpy(),
+        subject=np.zeros(n),
+        action=rng.integers(0, 2, size=n),
+        camera=cam,
+        frame=np.arange(n),
+        sequence=np.zeros(n),
+        action_names=("a", "b"),
+        name=name,
     )
 
 
@@ -54,10 +80,22 @@ class SyntheticDataModule(PoseDataModule):
         seed: random seed.
     """
 
-    def __init__(self, num_train: int = 256, num_test: int = 101, seed: int = 0, batch_size: int = 32,
-                 eval_batch_size: int = 16, num_workers: int = 0, test_sets: list[str] | None = None) -> None:
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-                         test_sets=test_sets)
+    def __init__(
+        self,
+        num_train: int = 256,
+        num_test: int = 101,
+        seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int = 16,
+        num_workers: int = 0,
+        test_sets: list[str] | None = None,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            test_sets=test_sets,
+        )
         self.num_train, self.num_test, self.seed = num_train, num_test, seed
 
     def build_sets(self) -> DomainSets:
@@ -65,8 +103,10 @@ class SyntheticDataModule(PoseDataModule):
         return DomainSets(
             train=synthetic_set(self.num_train, s, "train"),
             val=synthetic_set(self.num_test, s + 1, "val"),
-            test={"alpha": synthetic_set(self.num_test, s + 2, "alpha"),
-                  "beta": synthetic_set(self.num_test + 1, s + 3, "beta")},
+            test={
+                "alpha": synthetic_set(self.num_test, s + 2, "alpha"),
+                "beta": synthetic_set(self.num_test + 1, s + 3, "beta"),
+            },
         )
 
 

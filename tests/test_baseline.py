@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import pytest
+import pytorch_lightning as pl
 import torch
 from helpers import SyntheticDataModule
 
@@ -13,8 +13,14 @@ SMALL = {"linear_size": 64, "num_stages": 1}
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:
-    defaults = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, enable_checkpointing=False)
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     defaults.update(kwargs)
     return pl.Trainer(**defaults)
 
@@ -61,7 +67,9 @@ def test_flip_test_is_mirror_equivariant():
     torch.testing.assert_close(out_of_mirrored, out[:, perm] * mirror3, atol=1e-5, rtol=1e-5)
     model.flip_test = False
     with torch.no_grad():
-        assert not torch.allclose(model.lift_for_eval(x[:, perm] * mirror2), out[:, perm] * mirror3, atol=1e-3)
+        assert not torch.allclose(
+            model.lift_for_eval(x[:, perm] * mirror2), out[:, perm] * mirror3, atol=1e-3
+        )
 
 
 def test_test_metrics_are_named_per_test_set():
@@ -81,7 +89,7 @@ def test_ddp_spawn_two_processes_matches_one(tmp_path):
     ddp = quiet_trainer(strategy="ddp_spawn", devices=2, default_root_dir=tmp_path).test(
         model, datamodule=SyntheticDataModule(num_test=101), verbose=False
     )
-    for one, two in zip(single, ddp):
+    for one, two in zip(single, ddp, strict=True):
         assert one.keys() == two.keys()
         for key in one:
             assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-4), key
@@ -90,7 +98,8 @@ def test_ddp_spawn_two_processes_matches_one(tmp_path):
 def test_ddp_spawn_fit_runs(tmp_path):
     torch.manual_seed(0)
     model = Baseline(backbone_kwargs=SMALL)
-    trainer = quiet_trainer(strategy="ddp_spawn", devices=2, max_steps=3, default_root_dir=tmp_path,
-                            limit_val_batches=2)
+    trainer = quiet_trainer(
+        strategy="ddp_spawn", devices=2, max_steps=3, default_root_dir=tmp_path, limit_val_batches=2
+    )
     trainer.fit(model, datamodule=SyntheticDataModule(num_train=128))
     assert trainer.global_step == 3

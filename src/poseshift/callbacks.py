@@ -11,7 +11,12 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-METRIC_COLUMNS = (("mpjpe", "MPJPE (mm)"), ("pa_mpjpe", "PA-MPJPE (mm)"), ("pck", "PCK (%)"), ("auc", "AUC (%)"))
+METRIC_COLUMNS = (
+    ("mpjpe", "MPJPE (mm)"),
+    ("pa_mpjpe", "PA-MPJPE (mm)"),
+    ("pck", "PCK (%)"),
+    ("auc", "AUC (%)"),
+)
 
 
 def collect_results(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -63,8 +68,9 @@ class NpzPredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.output_path = Path(output_path)
 
-    def write_on_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any,
-                           batch_indices: Any) -> None:
+    def write_on_epoch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
+    ) -> None:
         if trainer.world_size > 1:
             raise RuntimeError("predict writes one npz file; run it on a single device (--trainer.devices 1)")
         # one list per dataloader when there are several

@@ -19,11 +19,15 @@ class PoseShiftCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
-            "--test_after_fit", type=bool, default=False,
-            help="fit only: afterwards test the best checkpoint on every test set and print the results table",
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="fit only: then test the best checkpoint on every test set and print the results table",
         )
         parser.add_argument(
-            "--predict_output", type=str, default="predictions.npz",
+            "--predict_output",
+            type=str,
+            default="predictions.npz",
             help="predict only: npz file the lifted 3D poses are written to (key 'pose3d', metres)",
         )
 

@@ -32,8 +32,9 @@ class WandbLogger(_LightningWandbLogger):
         **kwargs: passed to :class:`pytorch_lightning.loggers.WandbLogger`.
     """
 
-    def __init__(self, project: str = "poseshift", save_dir: str = "runs", offline: bool | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, project: str = "poseshift", save_dir: str = "runs", offline: bool | None = None, **kwargs: Any
+    ) -> None:
         if offline is None:
             offline = not wandb_logged_in()
         Path(save_dir).mkdir(parents=True, exist_ok=True)

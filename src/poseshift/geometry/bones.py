@@ -64,8 +64,9 @@ def bones_to_joints(
 ) -> torch.Tensor:
     """Bone vectors (..., B, D) to poses (..., J, D), the inverse of :func:`joints_to_bones`.
 
-    ``root`` (..., D) is the position of joint 0 (broadcast against the leading dims);
-    ``None`` puts the root at the origin. One matmul with :func:`ancestor_matrix`.
+    ``root`` is the position of joint 0, (..., D) or (..., 1, D) like ``pose[..., :1, :]``,
+    broadcast against the leading dims; ``None`` puts the root at the origin. The chains are
+    accumulated with a single matmul by :func:`ancestor_matrix`.
     """
     _check_count(bones, skeleton.num_bones, "bones", "bones")
     a = ancestor_matrix(skeleton, dtype=bones.dtype, device=bones.device)
@@ -73,7 +74,9 @@ def bones_to_joints(
     if root is not None:
         if root.shape[-1] != bones.shape[-1]:
             raise ValueError(f"root must end in {bones.shape[-1]} coordinates, got shape {tuple(root.shape)}")
-        joints = joints + root.unsqueeze(-2)
+        if not (root.dim() == bones.dim() and root.shape[-2] == 1):
+            root = root.unsqueeze(-2)
+        joints = joints + root
     return joints
 
 

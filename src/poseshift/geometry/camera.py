@@ -51,7 +51,9 @@ def project_pinhole(points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Ten
     return k[..., 0:2] * points[..., :2] / points[..., 2:3] + k[..., 2:4]
 
 
-def normalize_screen(uv: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float) -> torch.Tensor:
+def normalize_screen(
+    uv: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float
+) -> torch.Tensor:
     """Pixels (..., 2) to screen-normalized coordinates; both axes are divided by the width.
 
     ``width``/``height`` broadcast against ``uv[..., 0]`` (pass (B, 1) for per-sample sizes
@@ -62,14 +64,18 @@ def normalize_screen(uv: torch.Tensor, width: torch.Tensor | float, height: torc
     return torch.stack([2 * uv[..., 0] / w - 1, 2 * uv[..., 1] / w - h / w], dim=-1)
 
 
-def unnormalize_screen(xy: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float) -> torch.Tensor:
+def unnormalize_screen(
+    xy: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float
+) -> torch.Tensor:
     """Inverse of :func:`normalize_screen`: screen-normalized (..., 2) back to pixels."""
     w = torch.as_tensor(width, dtype=xy.dtype, device=xy.device)
     h = torch.as_tensor(height, dtype=xy.dtype, device=xy.device)
     return torch.stack([(xy[..., 0] + 1) * w / 2, (xy[..., 1] + h / w) * w / 2], dim=-1)
 
 
-def normalize_intrinsics(intrinsics: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float) -> torch.Tensor:
+def normalize_intrinsics(
+    intrinsics: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float
+) -> torch.Tensor:
     """Pixel intrinsics (..., 9) to screen-normalized ones (f scaled by 2/w, c like a point)."""
     _check_intrinsics(intrinsics)
     w = torch.as_tensor(width, dtype=intrinsics.dtype, device=intrinsics.device)[..., None]
@@ -78,7 +84,9 @@ def normalize_intrinsics(intrinsics: torch.Tensor, width: torch.Tensor | float, 
     return torch.cat([f, c, intrinsics[..., 4:]], dim=-1)
 
 
-def world_to_camera(points: torch.Tensor, orientation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+def world_to_camera(
+    points: torch.Tensor, orientation: torch.Tensor, translation: torch.Tensor
+) -> torch.Tensor:
     """World points (..., J, 3) into a camera's frame.
 
     ``orientation`` (..., 4) is the H36M quaternion (w, x, y, z) rotating camera-frame
@@ -88,7 +96,9 @@ def world_to_camera(points: torch.Tensor, orientation: torch.Tensor, translation
     return quaternion_rotate(q_inv[..., None, :], points - translation[..., None, :])
 
 
-def camera_to_world(points: torch.Tensor, orientation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+def camera_to_world(
+    points: torch.Tensor, orientation: torch.Tensor, translation: torch.Tensor
+) -> torch.Tensor:
     """Inverse of :func:`world_to_camera`."""
     return quaternion_rotate(orientation[..., None, :], points) + translation[..., None, :]
 
@@ -101,31 +111,87 @@ def root_relative(pose: torch.Tensor, root: int = 0) -> torch.Tensor:
 # Human3.6M intrinsics in pixels (DATA_FORMATS.md 3.4), shared by all subjects:
 # id, (width, height), [fx, fy, cx, cy, k1, k2, k3, p1, p2].
 H36M_CAMERAS: tuple[tuple[str, tuple[int, int], tuple[float, ...]], ...] = (
-    ("54138969", (1000, 1002), (1145.0494384765625, 1143.7811279296875, 512.54150390625, 515.4514770507812,
-                                -0.20709891617298126, 0.24777518212795258, -0.0030751503072679043,
-                                -0.0009756988729350269, -0.00142447161488235)),
-    ("55011271", (1000, 1000), (1149.6756591796875, 1147.5916748046875, 508.8486328125, 508.0649108886719,
-                                -0.1942136287689209, 0.2404085397720337, 0.006819975562393665,
-                                -0.0016190266469493508, -0.0027408944442868233)),
-    ("58860488", (1000, 1000), (1149.1407470703125, 1148.7989501953125, 519.8158569335938, 501.40264892578125,
-                                -0.2083381861448288, 0.25548800826072693, -0.0024604974314570427,
-                                0.0014843869721516967, -0.0007599993259645998)),
-    ("60457274", (1000, 1002), (1145.5113525390625, 1144.77392578125, 514.9682006835938, 501.88201904296875,
-                                -0.198384091258049, 0.21832367777824402, -0.008947807364165783,
-                                -0.0005872055771760643, -0.0018133620033040643)),
+    (
+        "54138969",
+        (1000, 1002),
+        (
+            1145.0494384765625,
+            1143.7811279296875,
+            512.54150390625,
+            515.4514770507812,
+            -0.20709891617298126,
+            0.24777518212795258,
+            -0.0030751503072679043,
+            -0.0009756988729350269,
+            -0.00142447161488235,
+        ),
+    ),
+    (
+        "55011271",
+        (1000, 1000),
+        (
+            1149.6756591796875,
+            1147.5916748046875,
+            508.8486328125,
+            508.0649108886719,
+            -0.1942136287689209,
+            0.2404085397720337,
+            0.006819975562393665,
+            -0.0016190266469493508,
+            -0.0027408944442868233,
+        ),
+    ),
+    (
+        "58860488",
+        (1000, 1000),
+        (
+            1149.1407470703125,
+            1148.7989501953125,
+            519.8158569335938,
+            501.40264892578125,
+            -0.2083381861448288,
+            0.25548800826072693,
+            -0.0024604974314570427,
+            0.0014843869721516967,
+            -0.0007599993259645998,
+        ),
+    ),
+    (
+        "60457274",
+        (1000, 1002),
+        (
+            1145.5113525390625,
+            1144.77392578125,
+            514.9682006835938,
+            501.88201904296875,
+            -0.198384091258049,
+            0.21832367777824402,
+            -0.008947807364165783,
+            -0.0005872055771760643,
+            -0.0018133620033040643,
+        ),
+    ),
 )
 
 # S1 extrinsics (DATA_FORMATS.md 3.5): camera-to-world quaternion (w, x, y, z) and centre in metres.
 # Used to place virtual cameras the way H36M's are placed around the subject.
 H36M_S1_EXTRINSICS: tuple[tuple[tuple[float, float, float, float], tuple[float, float, float]], ...] = (
-    ((0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088),
-     (1.8411070556640625, 4.95528466796875, 1.5634454345703125)),
-    ((0.6157187819480896, -0.764836311340332, -0.14833825826644897, 0.11794740706682205),
-     (1.761278564453125, -5.078006835937500, 1.6062650146484375)),
-    ((0.14651472866535187, -0.14647851884365082, 0.7653023600578308, -0.6094175577163696),
-     (-1.8467777099609375, 5.21504638671875, 1.491972412109375)),
-    ((0.5834008455276489, -0.7853162288665771, 0.14548823237419128, -0.14749594032764435),
-     (-1.7947896728515625, -3.722698974609375, 1.5748927001953125)),
+    (
+        (0.1407056450843811, -0.1500701755285263, -0.755240797996521, 0.6223280429840088),
+        (1.8411070556640625, 4.95528466796875, 1.5634454345703125),
+    ),
+    (
+        (0.6157187819480896, -0.764836311340332, -0.14833825826644897, 0.11794740706682205),
+        (1.761278564453125, -5.078006835937500, 1.6062650146484375),
+    ),
+    (
+        (0.14651472866535187, -0.14647851884365082, 0.7653023600578308, -0.6094175577163696),
+        (-1.8467777099609375, 5.21504638671875, 1.491972412109375),
+    ),
+    (
+        (0.5834008455276489, -0.7853162288665771, 0.14548823237419128, -0.14749594032764435),
+        (-1.7947896728515625, -3.722698974609375, 1.5748927001953125),
+    ),
 )
 
 

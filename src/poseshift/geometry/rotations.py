@@ -38,16 +38,52 @@ def matrix_to_quaternion(m: torch.Tensor) -> torch.Tensor:
     """Rotation matrices (..., 3, 3) to unit quaternions (..., 4) with w >= 0."""
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     # four candidate solutions; pick the numerically best-conditioned one per element
-    q_abs = torch.stack(
-        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22],
-        dim=-1,
-    ).clamp_min(0).sqrt()
+    q_abs = (
+        torch.stack(
+            [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22],
+            dim=-1,
+        )
+        .clamp_min(0)
+        .sqrt()
+    )
     cands = torch.stack(
         [
-            torch.stack([q_abs[..., 0] ** 2, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            torch.stack([m[..., 2, 1] - m[..., 1, 2], q_abs[..., 1] ** 2, m[..., 1, 0] + m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0]], -1),
-            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] + m[..., 0, 1], q_abs[..., 2] ** 2, m[..., 2, 1] + m[..., 1, 2]], -1),
-            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 2, 0] + m[..., 0, 2], m[..., 2, 1] + m[..., 1, 2], q_abs[..., 3] ** 2], -1),
+            torch.stack(
+                [
+                    q_abs[..., 0] ** 2,
+                    m[..., 2, 1] - m[..., 1, 2],
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] - m[..., 0, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    q_abs[..., 1] ** 2,
+                    m[..., 1, 0] + m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] + m[..., 0, 1],
+                    q_abs[..., 2] ** 2,
+                    m[..., 2, 1] + m[..., 1, 2],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 2, 0] + m[..., 0, 2],
+                    m[..., 2, 1] + m[..., 1, 2],
+                    q_abs[..., 3] ** 2,
+                ],
+                -1,
+            ),
         ],
         dim=-2,
     ) / (2 * q_abs[..., None].clamp_min(0.1))
@@ -63,9 +99,15 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
     w, x, y, z = q.unbind(-1)
     return torch.stack(
         [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
         ],
         dim=-1,
     ).reshape(*q.shape[:-1], 3, 3)
@@ -124,7 +166,7 @@ def euler_to_matrix(angles: torch.Tensor, convention: str = "xyz") -> torch.Tens
     """
     if len(convention) != 3 or set(convention) - set("xyz"):
         raise ValueError(f"euler convention must be three of 'xyz', got {convention!r}")
-    mats = [_axis_rotation(ax, a) for ax, a in zip(convention, angles.unbind(-1))]
+    mats = [_axis_rotation(ax, a) for ax, a in zip(convention, angles.unbind(-1), strict=True)]
     return mats[0] @ mats[1] @ mats[2]
 
 
@@ -145,7 +187,9 @@ def matrix_to_euler(m: torch.Tensor, convention: str = "xyz") -> torch.Tensor:
     return torch.stack([a, b, c], dim=-1)
 
 
-def random_rotation(n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def random_rotation(
+    n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """n uniformly distributed rotation matrices (via normalized Gaussian quaternions)."""
     q = torch.randn(n, 4, generator=generator, dtype=dtype)
     return quaternion_to_matrix(q)

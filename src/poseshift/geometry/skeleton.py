@@ -55,12 +55,8 @@ class Skeleton:
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.parents):
-            raise ValueError(
-                f"skeleton has {len(self.names)} names but {len(self.parents)} parents"
-            )
-        if self.parents[0] != -1 or any(
-            not 0 <= p < j for j, p in enumerate(self.parents) if j > 0
-        ):
+            raise ValueError(f"skeleton has {len(self.names)} names but {len(self.parents)} parents")
+        if self.parents[0] != -1 or any(not 0 <= p < j for j, p in enumerate(self.parents) if j > 0):
             raise ValueError(
                 "skeleton parents must have the root at 0 and each parent before its child, "
                 f"got {self.parents}"
@@ -85,7 +81,7 @@ class Skeleton:
     def flip_permutation(self) -> list[int]:
         """Joint permutation that swaps every left joint with its right partner."""
         perm = list(range(self.num_joints))
-        for lj, rj in zip(self.left, self.right):
+        for lj, rj in zip(self.left, self.right, strict=True):
             perm[lj], perm[rj] = rj, lj
         return perm
 
@@ -100,9 +96,7 @@ class Skeleton:
         try:
             return self.names.index(name)
         except ValueError:
-            raise KeyError(
-                f"unknown joint {name!r}; this skeleton has {', '.join(self.names)}"
-            ) from None
+            raise KeyError(f"unknown joint {name!r}; this skeleton has {', '.join(self.names)}") from None
 
     def incidence(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """(J, B) matrix C with bones = joints^T-major product ``C^T X``: +1 child, -1 parent.

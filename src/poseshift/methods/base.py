@@ -107,19 +107,27 @@ class LiftingModule(pl.LightningModule):
             self.log_dict({f"test/{name}/{k}": v for k, v in values.items()}, add_dataloader_idx=False)
             metrics.reset()
 
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+    def predict_step(
+        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> torch.Tensor:
         return self.lift_for_eval(batch["pose2d"])
 
     def configure_callbacks(self) -> list[Callback]:
         from poseshift.callbacks import ResultsTable
 
         checkpoint = ModelCheckpoint(
-            monitor=self.monitor, mode="min", save_last=True, filename="best-{epoch:03d}", auto_insert_metric_name=False
+            monitor=self.monitor,
+            mode="min",
+            save_last=True,
+            filename="best-{epoch:03d}",
+            auto_insert_metric_name=False,
         )
         return [checkpoint, ResultsTable()]
 
     # -- helpers for manual optimization ----------------------------------------------------------
-    def optimizer_step_with_clip(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None) -> None:
+    def optimizer_step_with_clip(
+        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None
+    ) -> None:
         """zero_grad, backward, clip (if ``max_norm``), step: one player's update."""
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)

@@ -38,7 +38,9 @@ class Baseline(LiftingModule):
         flip_test: bool = False,
         monitor: str = "val/mpjpe",
     ) -> None:
-        super().__init__(backbone, backbone_kwargs, pck_joints=pck_joints, flip_test=flip_test, monitor=monitor)
+        super().__init__(
+            backbone, backbone_kwargs, pck_joints=pck_joints, flip_test=flip_test, monitor=monitor
+        )
         self.save_hyperparameters()
         self.automatic_optimization = False
 
@@ -52,7 +54,9 @@ class Baseline(LiftingModule):
         return loss
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(self.lifter.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.Adam(
+            self.lifter.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         decay, every = self.hparams.lr_decay, self.hparams.lr_decay_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: decay ** (step // every))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,196 @@
+"""Registry of the joint layouts found in dataset files, and their maps to H36M-17.
+
+Everything in poseshift runs on the canonical 17-joint H36M skeleton
+(``poseshift.geometry.skeleton.H36M17``). Dataset files come in other layouts
+(DATA_FORMATS.md sections 1, 4.1, 4.3, 5.2, 6.1); each is registered here once, with
+``to_h36m17[j]`` = the file's index of canonical joint ``j``, or ``None`` when the layout
+has no such joint.
+
+Missing joints. Only one canonical joint is ever missing: ``neck_nose`` (index 9), absent
+from the 16-joint PoseAug/AdaptPose layout, the Stacked-Hourglass layout and SMPL-24. The
+models need a value there, so :func:`to_h36m17` fills it with the midpoint of thorax (8)
+and head_top (10) -- an *interpolated* joint, not a measurement. Sets built from such
+files record ``meta["missing_joints"] = (9,)``, and their test sets are evaluated on the
+``all16`` joint set (every joint but 9), never on ``all``; the joint-set name is part of
+the test-set name (see :func:`eval_joint_set`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from poseshift.geometry.skeleton import JOINT_NAMES, NUM_JOINTS
+
+NECK_NOSE = JOINT_NAMES.index("neck_nose")
+THORAX = JOINT_NAMES.index("thorax")
+HEAD_TOP = JOINT_NAMES.index("head_top")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A joint order found in files: its own joint names and the map to H36M-17."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    to_h36m17: tuple[int | None, ...]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.to_h36m17) != NUM_JOINTS:
+            raise ValueError(f"layout {self.name}: to_h36m17 needs {NUM_JOINTS} entries")
+        bad = [i for i in self.to_h36m17 if i is not None and not 0 <= i < len(self.joint_names)]
+        if bad:
+            raise ValueError(f"layout {self.name}: indices {bad} outside its {len(self.joint_names)} joints")
+        if any(i is None for j, i in enumerate(self.to_h36m17) if j != NECK_NOSE):
+            raise ValueError(f"layout {self.name}: only neck_nose may be missing")
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def missing(self) -> tuple[int, ...]:
+        """Canonical joints this layout lacks (filled by interpolation in :func:`to_h36m17`)."""
+        return tuple(j for j, i in enumerate(self.to_h36m17) if i is None)
+
+
+def _reorder(base: tuple[int | None, ...], file_order: list[int]) -> tuple[int | None, ...]:
+    """Compose a 16-joint map with a reorder ``h36m16[k] = file[file_order[k]]``."""
+    return tuple(None if i is None else file_order[i] for i in base)
+
+
+_H36M16_NAMES = tuple(n for n in JOINT_NAMES if n != "neck_nose")
+_TO17_FROM_16: tuple[int | None, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, None, 9, 10, 11, 12, 13, 14, 15)
+# AdaptPose's stored orders (DATA_FORMATS.md 4.6, 5.3): the loaders apply this reorder to reach H36M-16.
+_ADAPTPOSE_REORDER = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 13, 14, 15, 10, 11, 12]
+_LEGSWAP_REORDER = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+
+_H36M32_USED = {0: "pelvis", 1: "r_hip", 2: "r_knee", 3: "r_ankle", 6: "l_hip", 7: "l_knee", 8: "l_ankle",
+                12: "spine", 13: "thorax", 14: "neck_nose", 15: "head_top", 17: "l_shoulder",
+                18: "l_elbow", 19: "l_wrist", 25: "r_shoulder", 26: "r_elbow", 27: "r_wrist"}
+
+LAYOUTS: dict[str, Layout] = {
+    lay.name: lay
+    for lay in (
+        Layout("h36m17", JOINT_NAMES, tuple(range(NUM_JOINTS)), "VideoPose3D/EvoSkeleton H36M-17"),
+        Layout("h36m16", _H36M16_NAMES, _TO17_FROM_16, "PoseAug/AdaptPose: H36M-17 without neck_nose"),
+        Layout(
+            "h36m32",
+            tuple(_H36M32_USED.get(i, f"unused{i}") for i in range(32)),
+            (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27),
+            "raw H36M mocap (data_3d_h36m.npz)",
+        ),
+        Layout(
+            "sh16",
+            ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "spine", "thorax",
+             "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist"),
+            (6, 2, 1, 0, 3, 4, 5, 7, 8, None, 9, 13, 14, 15, 12, 11, 10),
+            "Stacked Hourglass / MPII order",
+        ),
+        Layout(
+            "mpi3dhp17",
+            ("head_top", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
+             "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+             "left_ankle", "pelvis", "spine", "head"),
+            (14, 8, 9, 10, 11, 12, 13, 15, 1, 16, 0, 5, 6, 7, 2, 3, 4),
+            "3DHP official test layout; 3DHP 'neck' is H36M thorax, 'head' is neck_nose",
+        ),
+        Layout(
+            "mpi3dhp28",
+            ("spine3", "spine4", "spine2", "spine", "pelvis", "neck", "head", "head_top", "left_clavicle",
+             "left_shoulder", "left_elbow", "left_wrist", "left_hand", "right_clavicle", "right_shoulder",
+             "right_elbow", "right_wrist", "right_hand", "left_hip", "left_knee", "left_ankle", "left_foot",
+             "left_toe", "right_hip", "right_knee", "right_ankle", "right_foot", "right_toe"),
+            (4, 23, 24, 25, 18, 19, 20, 3, 5, 6, 7, 9, 10, 11, 14, 15, 16),
+            "3DHP training annotations (annot.mat)",
+        ),
+        Layout(
+            "spin24",
+            ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow", "r_shoulder",
+             "l_shoulder", "l_elbow", "l_wrist", "neck_lsp", "head_top_lsp", "pelvis", "thorax", "spine",
+             "jaw", "head", "nose", "l_eye", "r_eye", "l_ear", "r_ear"),
+            (14, 2, 1, 0, 3, 4, 5, 16, 12, 17, 18, 9, 10, 11, 8, 7, 6),
+            "SPIN 24 slots as filled for 3DHP (12 = 3DHP neck, 17 = 3DHP head, 18 = 3DHP head_top)",
+        ),
+        Layout(
+            "smpl24",
+            ("pelvis", "l_hip", "r_hip", "spine1", "l_knee", "r_knee", "spine2", "l_ankle", "r_ankle",
+             "spine3", "l_foot", "r_foot", "neck", "l_collar", "r_collar", "head", "l_shoulder",
+             "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hand", "r_hand"),
+            (0, 2, 5, 8, 1, 4, 7, 6, 12, None, 15, 16, 18, 20, 17, 19, 21),
+            "SMPL joints (3DPW jointPositions); spine2 -> spine, neck -> thorax, head -> head_top",
+        ),
+        Layout("ski17", JOINT_NAMES, tuple(range(NUM_JOINTS)), "Ski-Pose PTZ labels.h5 (H36M-17 order)"),
+        Layout(
+            "adaptpose_3dhp_train16",
+            tuple(_H36M16_NAMES[_ADAPTPOSE_REORDER.index(i)] for i in range(16)),
+            _reorder(_TO17_FROM_16, _ADAPTPOSE_REORDER),
+            "AdaptPose data_3dhp_gt_train.npz: H36M-16 with left/right legs and arms mirrored",
+        ),
+        Layout(
+            "h36m16_legswap",
+            tuple(_H36M16_NAMES[_LEGSWAP_REORDER.index(i)] for i in range(16)),
+            _reorder(_TO17_FROM_16, _LEGSWAP_REORDER),
+            "AdaptPose data_3dpw_gt_test.npz: H36M-16 with the legs swapped",
+        ),
+    )
+}
+
+# Joint sets for evaluation, as H36M-17 indices. "official14" is the 3DHP PCK protocol
+# (DATA_FORMATS.md 7.4); "all16" excludes the interpolated neck_nose of 16-joint sources.
+EVAL_JOINT_SETS: dict[str, tuple[int, ...]] = {
+    "all": tuple(range(NUM_JOINTS)),
+    "all16": tuple(j for j in range(NUM_JOINTS) if j != NECK_NOSE),
+    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
+}
+
+
+def get_layout(name: str) -> Layout:
+    """A registered layout by name, with an error listing the known ones."""
+    if name not in LAYOUTS:
+        raise KeyError(f"unknown joint layout {name!r}; known: {', '.join(LAYOUTS)}")
+    return LAYOUTS[name]
+
+
+def to_h36m17(x: np.ndarray, layout: str | Layout) -> np.ndarray:
+    """Map (..., J_layout, D) arrays to (..., 17, D); neck_nose is interpolated when missing."""
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    if x.shape[-2] != lay.num_joints:
+        raise ValueError(f"layout {lay.name} has {lay.num_joints} joints, array has {x.shape[-2]}")
+    idx = np.array([0 if i is None else i for i in lay.to_h36m17])
+    out = x[..., idx, :]
+    if lay.missing:
+        # midpoint of thorax and head_top: an interpolated joint, excluded from metrics
+        out[..., NECK_NOSE, :] = 0.5 * (out[..., THORAX, :] + out[..., HEAD_TOP, :])
+    return out
+
+
+def from_h36m17(x: np.ndarray, layout: str | Layout) -> np.ndarray:
+    """Inverse of :func:`to_h36m17` for layouts whose joints all come from H36M-17 (16-joint ones).
+
+    Joints of the layout that no canonical joint maps to are left at zero.
+    """
+    lay = get_layout(layout) if isinstance(layout, str) else layout
+    out = np.zeros(x.shape[:-2] + (lay.num_joints, x.shape[-1]), dtype=x.dtype)
+    for j, i in enumerate(lay.to_h36m17):
+        if i is not None:
+            out[..., i, :] = x[..., j, :]
+    return out
+
+
+def eval_joint_set(requested: str, missing: tuple[int, ...] = ()) -> tuple[str, tuple[int, ...]]:
+    """Resolve a requested evaluation joint set against a source's missing joints.
+
+    ``"all"`` on a source missing neck_nose becomes ``"all16"`` so an interpolated joint
+    is never scored. Returns ``(name, H36M-17 indices)``; the name goes into test-set names.
+    """
+    if requested not in EVAL_JOINT_SETS:
+        raise ValueError(f"unknown evaluation joint set {requested!r}; use one of {list(EVAL_JOINT_SETS)}")
+    name = "all16" if requested == "all" and NECK_NOSE in missing else requested
+    joints = EVAL_JOINT_SETS[name]
+    overlap = sorted(set(joints) & set(missing))
+    if overlap:
+        raise ValueError(f"joint set {requested!r} scores joints {overlap} that this source does not have")
+    return name, joints
