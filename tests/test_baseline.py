@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -103,3 +104,17 @@ def test_ddp_spawn_fit_runs(tmp_path):
     )
     trainer.fit(model, datamodule=SyntheticDataModule(num_train=128))
     assert trainer.global_step == 3
+
+
+def test_per_action_breakdown_is_logged_and_consistent():
+    torch.manual_seed(0)
+    model = Baseline(backbone_kwargs=SMALL, per_action=True)
+    dm = SyntheticDataModule()
+    results = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
+    dm.setup()
+    alpha = dm.sets.test["alpha"]
+    counts = np.bincount(alpha.action, minlength=2)
+    per = np.array([results["test/alpha/mpjpe/a"], results["test/alpha/mpjpe/b"]])
+    # pooled = frame-weighted mean of the per-action values; action-wise = their plain mean
+    assert results["test/alpha/mpjpe"] == pytest.approx((per * counts).sum() / counts.sum(), rel=1e-4)
+    assert results["test/alpha/mpjpe_action_wise"] == pytest.approx(per.mean(), rel=1e-4)

@@ -87,15 +87,15 @@ def test_pck_mixed_and_custom_threshold():
 
 
 def test_auc_hand_computed():
-    # 50 mm error: strictly below thresholds 55..150 -> 20 of 31 (50 itself does not count)
-    pred, target = offsets(0.05, 0.05, joints=2)
+    # 51 mm error: within thresholds 55..150 -> 20 of 31
+    pred, target = offsets(0.051, 0.051, joints=2)
     m = AUC(root_relative=False)
     m.update(pred, target)
     torch.testing.assert_close(m.compute(), torch.tensor(20 / 31 * 100))
-    # perfect prediction: every threshold but 0 -> 30/31 (strict comparison)
+    # perfect prediction: every threshold, 0 mm included -> 100
     perfect = AUC()
     perfect.update(target, target)
-    torch.testing.assert_close(perfect.compute(), torch.tensor(30 / 31 * 100))
+    torch.testing.assert_close(perfect.compute(), torch.tensor(100.0))
     # two joints at 52.5 and 152.5 mm: 20 and 0 thresholds -> mean 10/31
     pred2, target2 = offsets(0.0525, 0.1525, joints=2)
     m2 = AUC(root_relative=False)

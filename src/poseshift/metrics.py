@@ -195,8 +195,10 @@ class PCK(_PoseMetric):
 class AUC(_PoseMetric):
     """Mean PCK (percent) over ``thresholds`` mm, by default 0, 5, ..., 150 (31 values).
 
-    The comparison is strict, as for :class:`PCK`, so the 0 mm threshold never counts and a
-    perfect prediction scores 30/31 * 100 ~= 96.77 with the default thresholds.
+    At threshold t a joint counts when its error is <= t, so a perfect prediction scores 100
+    (DATA_FORMATS.md 8.5) rather than the 30/31 that a strict comparison gives through the
+    0 mm threshold (the reference repos' helper). :class:`PCK` keeps the official strict
+    ``< 150``; the two differ only for errors lying exactly on a threshold.
     """
 
     higher_is_better = True
@@ -216,7 +218,7 @@ class AUC(_PoseMetric):
 
     def _sample_values(self, errors: torch.Tensor) -> torch.Tensor:
         thr = torch.as_tensor(self.thresholds, dtype=errors.dtype, device=errors.device)
-        return (errors.unsqueeze(-1) < thr).to(errors.dtype).mean(dim=(-2, -1)) * 100.0
+        return (errors.unsqueeze(-1) <= thr).to(errors.dtype).mean(dim=(-2, -1)) * 100.0
 
 
 def pose_metrics(

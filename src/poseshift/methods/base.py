@@ -37,6 +37,12 @@ class LiftingModule(pl.LightningModule):
         flip_test: average the prediction with that of the left/right-mirrored input,
             as PoseAug does on 3DHP.
         monitor: metric that selects the best checkpoint (source validation by default).
+        per_action: also report each test set's metrics per action and as the unweighted
+            mean over actions (``<metric>_action_wise``, the VideoPose3D/EvoSkeleton H36M
+            protocol); the plain keys stay the pooled mean over all frames.
+
+    A test set whose ``PoseSet.meta`` has ``"eval_joints"`` (e.g. ``"official14"`` for 3DHP)
+    is evaluated on those joints instead of ``pck_joints``.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class LiftingModule(pl.LightningModule):
         pck_joints: str = "all",
         flip_test: bool = False,
         monitor: str = "val/mpjpe",
+        per_action: bool = False,
     ) -> None:
         super().__init__()
         self.skeleton: Skeleton = H36M17
@@ -53,6 +60,7 @@ class LiftingModule(pl.LightningModule):
         self.pck_joints = pck_joints
         self.flip_test = flip_test
         self.monitor = monitor
+        self.per_action = per_action
         self.val_metrics = pose_metrics(joints=pck_joints)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)
@@ -73,6 +81,12 @@ class LiftingModule(pl.LightningModule):
         return pred
 
     # -- evaluation -----------------------------------------------------------------------------
+    def _test_poses(self) -> dict[str, Any]:
+        """The DataModule's test PoseSets by name (empty for a DataModule without them)."""
+        dm = getattr(self.trainer, "datamodule", None)
+        sets = getattr(dm, "sets", None)
+        return dict(sets.test) if sets is not None else {}
+
     @property
     def test_set_names(self) -> list[str]:
         dm = getattr(self.trainer, "datamodule", None)
@@ -81,11 +95,20 @@ class LiftingModule(pl.LightningModule):
         return dm.test_set_names
 
     def setup(self, stage: str) -> None:
-        if stage in ("test", "fit"):
-            for name in self.test_set_names:
-                key = _metric_key(name)
-                if key not in self.test_metrics:
-                    self.test_metrics[key] = pose_metrics(joints=self.pck_joints)
+        if stage not in ("test", "fit"):
+            return
+        poses = self._test_poses()
+        for name in self.test_set_names:
+            key = _metric_key(name)
+            if key in self.test_metrics:
+                continue
+            meta = poses[name].meta if name in poses else {}
+            actions = poses[name].action_names if name in poses else ()
+            self.test_metrics[key] = pose_metrics(
+                joints=meta.get("eval_joints", self.pck_joints),
+                per_action=self.per_action,
+                num_actions=max(1, len(actions)) if self.per_action else None,
+            )
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.val_metrics.update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
@@ -98,13 +121,27 @@ class LiftingModule(pl.LightningModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
-        self.test_metrics[_metric_key(name)].update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
+        self.test_metrics[_metric_key(name)].update(
+            self.lift_for_eval(batch["pose2d"]), batch["pose3d"], action=batch.get("action")
+        )
 
     def on_test_epoch_end(self) -> None:
+        poses = self._test_poses()
         for name in self.test_set_names:
             metrics = self.test_metrics[_metric_key(name)]
-            values = metrics.compute()
-            self.log_dict({f"test/{name}/{k}": v for k, v in values.items()}, add_dataloader_idx=False)
+            actions = poses[name].action_names if name in poses else ()
+            logged: dict[str, torch.Tensor] = {}
+            # MetricCollection flattens per-action results to <metric>_all / _action_wise / _per_action
+            for key, value in metrics.compute().items():
+                if key.endswith("_per_action"):
+                    metric = key.removesuffix("_per_action")
+                    for i, per in enumerate(value):
+                        if torch.isfinite(per):  # skip actions with no frames in this set
+                            label = actions[i] if i < len(actions) else str(i)
+                            logged[f"test/{name}/{metric}/{label}"] = per
+                else:
+                    logged[f"test/{name}/{key.removesuffix('_all')}"] = value
+            self.log_dict(logged, add_dataloader_idx=False)
             metrics.reset()
 
     def predict_step(

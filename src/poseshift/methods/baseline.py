@@ -37,10 +37,9 @@ class Baseline(LiftingModule):
         pck_joints: str = "all",
         flip_test: bool = False,
         monitor: str = "val/mpjpe",
+        per_action: bool = False,
     ) -> None:
-        super().__init__(
-            backbone, backbone_kwargs, pck_joints=pck_joints, flip_test=flip_test, monitor=monitor
-        )
+        super().__init__(backbone, backbone_kwargs, pck_joints, flip_test, monitor, per_action)
         self.save_hyperparameters()
         self.automatic_optimization = False
 
