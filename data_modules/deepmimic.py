@@ -42,13 +42,16 @@ Joint mapping to H36M-17 and its approximations:
 * neck_nose and head_top: the model's head is one rigid sphere, so both are fixed points in
   the neck frame, (0.05, 0.11, 0) and (0.01, 0.225, 0), giving bones of 0.121 m and 0.122 m,
   close to H36M's (~0.12 m each). The face therefore never moves relative to the neck.
-* Proportions differ from H36M (S1-like averages in brackets): hip width 0.17 m [0.27], thigh
-  0.42 [0.45], shin 0.41 [0.45], shoulder width 0.37 [0.30], upper arm 0.27 [0.28], forearm
-  0.26 [0.25]. All clips share this one body (a single "subject").
+* Proportions differ from H36M (approximate H36M averages in brackets, metres): hip width 0.17
+  [0.27], thigh 0.42 [0.44], shin 0.41 [0.45], spine -> thorax 0.22 [0.26], thorax -> shoulder
+  0.19 [0.15] (shoulder width 0.37 [~0.30]), upper arm 0.27 [0.28], forearm 0.26 [0.25]; the
+  standing height to head_top is ~1.56 m. All clips share this one body (one "subject"), so
+  a model trained here has never seen another body shape.
 * No toes or heels: the ankle joint sits ~5 cm above the sole, so a flat foot has its ankle at
-  z ~ 0.05 m. Feet of punch, roll, run and dance_b dip up to 3-7 cm below the floor in the
-  source data; run has a one-keyframe glitch near 0.36 s (left wrist); looping clips do not
-  close cleanly (do not tile cycles without blending). None of this is corrected here.
+  z ~ 0.05 m. Feet sink into the floor in places (reported 3-7 cm for punch, roll, run and
+  dance_b; the lowest ankle here is 0.4 cm above the floor, in run); run has a one-keyframe
+  glitch at 0.36-0.38 s (left wrist jumps, ~9 m/s relative to the pelvis); looping clips do
+  not close cleanly (do not tile cycles without blending). None of this is corrected here.
 
 World conversion: DeepMimic is y-up with the character starting along +x; poseshift uses a
 z-up world like H36M's. ``(X, Y, Z) = (x, -z, y)`` is a proper rotation (determinant +1) that
@@ -71,15 +74,35 @@ from poseshift.geometry.skeleton import JOINT_NAMES
 # The 15 humanoid clips; the five ``motions/walker/*`` files (near copies of walk, origin
 # undocumented) and ``laikago_walk`` (a quadruped) are deliberately not listed.
 CLIP_NAMES: tuple[str, ...] = (
-    "backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedown", "getup_faceup",
-    "jump", "kick", "punch", "roll", "run", "spin", "spinkick", "walk",
+    "backflip",
+    "cartwheel",
+    "crawl",
+    "dance_a",
+    "dance_b",
+    "getup_facedown",
+    "getup_faceup",
+    "jump",
+    "kick",
+    "punch",
+    "roll",
+    "run",
+    "spin",
+    "spinkick",
+    "walk",
 )
 
 FRAME_WIDTH = 44
 # First column of each quaternion (w, x, y, z) in a keyframe: root, then the local ones.
 _QUAT_COLUMNS = {
-    "root": 4, "chest": 8, "neck": 12, "r_hip": 16, "r_ankle": 21, "r_shoulder": 25,
-    "l_hip": 30, "l_ankle": 35, "l_shoulder": 39,
+    "root": 4,
+    "chest": 8,
+    "neck": 12,
+    "r_hip": 16,
+    "r_ankle": 21,
+    "r_shoulder": 25,
+    "l_hip": 30,
+    "l_ankle": 35,
+    "l_shoulder": 39,
 }
 _HINGE_COLUMNS = {"r_knee": 20, "r_elbow": 29, "l_knee": 34, "l_elbow": 43}
 
@@ -101,7 +124,7 @@ _HEAD_TOP = np.array([0.01, 0.225, 0.0])
 # y-up DeepMimic (x fwd, y up, z right) -> z-up world: X = x, Y = -z, Z = y.
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
-INSTALL_HINT = "pip install pybullet==3.2.7 (or pip install -e .[mocap])"
+INSTALL_HINT = "pip install pybullet==3.2.7 (a poseshift dependency: pip install -e . also installs it)"
 
 
 def data_dir() -> Path:

@@ -36,10 +36,11 @@ import shutil
 import tempfile
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.deepmimic import CLIP_NAMES, clip_path, clip_to_world, parse_clip
@@ -51,10 +52,20 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # bump when the generated arrays change for the same configuration
 SOURCE_CLIPS: tuple[str, ...] = ("walk", "run", "jump", "kick", "punch", "dance_a", "dance_b")
 NEW_MOTION_CLIPS: tuple[str, ...] = (
-    "cartwheel", "backflip", "roll", "crawl", "getup_facedown", "getup_faceup", "spin", "spinkick",
+    "cartwheel",
+    "backflip",
+    "roll",
+    "crawl",
+    "getup_facedown",
+    "getup_faceup",
+    "spin",
+    "spinkick",
 )
 FAST_CLIPS: tuple[str, ...] = ("run", "jump", "kick", "spinkick", "cartwheel", "backflip")
 SOURCE_TEST = "source_test"
+# A module-level default (copied per instance) rather than None, so that LightningCLI shows the
+# preset's values and ``--data.source_rig.<field>`` edits the preset instead of a plain CameraRig.
+H36M_RIG = CameraRig.h36m()
 
 
 @dataclass
@@ -78,14 +89,33 @@ class MocapDomain:
 
 def default_targets() -> list[MocapDomain]:
     """The default target domains (see the module docstring)."""
-    high = CameraRig(elevation_range=(30.0, 90.0), distance_range=(2.5, 5.5), focal_scale_range=(0.5, 1.0),
-                     h36m_intrinsics=False, image_size=(2048, 2048), aim_jitter=0.15)
-    ptz = CameraRig(moving=True, elevation_range=(-5.0, 45.0), distance_range=(6.0, 12.0),
-                    focal_scale_range=(1.0, 2.0), h36m_intrinsics=False, image_size=(1920, 1080),
-                    orbit_speed_range=(-20.0, 20.0), aim_jitter=0.1)
-    mixed = CameraRig(moving=True, elevation_range=(20.0, 90.0), distance_range=(3.0, 8.0),
-                      focal_scale_range=(0.5, 1.5), h36m_intrinsics=False, orbit_speed_range=(-30.0, 30.0),
-                      aim_jitter=0.1)
+    high = CameraRig(
+        elevation_range=(30.0, 90.0),
+        distance_range=(2.5, 5.5),
+        focal_scale_range=(0.5, 1.0),
+        h36m_intrinsics=False,
+        image_size=(2048, 2048),
+        aim_jitter=0.15,
+    )
+    ptz = CameraRig(
+        moving=True,
+        elevation_range=(-5.0, 45.0),
+        distance_range=(6.0, 12.0),
+        focal_scale_range=(1.0, 2.0),
+        h36m_intrinsics=False,
+        image_size=(1920, 1080),
+        orbit_speed_range=(-20.0, 20.0),
+        aim_jitter=0.1,
+    )
+    mixed = CameraRig(
+        moving=True,
+        elevation_range=(20.0, 90.0),
+        distance_range=(3.0, 8.0),
+        focal_scale_range=(0.5, 1.5),
+        h36m_intrinsics=False,
+        orbit_speed_range=(-30.0, 30.0),
+        aim_jitter=0.1,
+    )
     return [
         MocapDomain("new_motion", list(NEW_MOTION_CLIPS), CameraRig.h36m()),
         MocapDomain("new_view", list(SOURCE_CLIPS), high, takes=16, train_takes=4),
@@ -119,7 +149,7 @@ class MocapDataModule(PoseDataModule):
     Args:
         source_clips: clips of the labeled source domain; ``None`` = walk, run, jump, kick,
             punch, dance_a, dance_b.
-        source_rig: cameras of the source domain; ``None`` = ``CameraRig.h36m()``.
+        source_rig: cameras of the source domain; default ``CameraRig.h36m()``.
         source_takes: subject placements per source clip (each seen by every camera); with
             the defaults 16 takes give ~26k training samples.
         split: time fractions of each source clip for train, val and test (contiguous blocks).
@@ -142,7 +172,7 @@ class MocapDataModule(PoseDataModule):
     def __init__(
         self,
         source_clips: list[str] | None = None,
-        source_rig: CameraRig | None = None,
+        source_rig: CameraRig = H36M_RIG,
         source_takes: int = 16,
         split: tuple[float, float, float] = (0.7, 0.1, 0.2),
         targets: list[MocapDomain] | None = None,
@@ -156,23 +186,28 @@ class MocapDataModule(PoseDataModule):
         num_workers: int = 0,
         test_sets: list[str] | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-                         test_sets=test_sets)
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            test_sets=test_sets,
+        )
         self.source_clips = list(source_clips) if source_clips is not None else list(SOURCE_CLIPS)
-        self.source_rig = source_rig if source_rig is not None else CameraRig.h36m()
+        self.source_rig = replace(source_rig)
         self.source_takes = source_takes
         self.split = tuple(float(f) for f in split)
         self.targets = list(targets) if targets is not None else default_targets()
         self.target_test_fraction = target_test_fraction
-        self.fps = fps
-        self.seed = seed
+        self.fps = float(fps)  # 50 and 50.0 must give the same cache key
+        self.seed = int(seed)
         self.cache = cache
         self.cache_dir = cache_dir
         self._check()
 
     def _check(self) -> None:
-        unknown = sorted({c for c in self.source_clips + [c for d in self.targets for c in d.clips]}
-                         - set(CLIP_NAMES))
+        unknown = sorted(
+            {c for c in self.source_clips + [c for d in self.targets for c in d.clips]} - set(CLIP_NAMES)
+        )
         if unknown:
             raise KeyError(f"unknown clip(s) {unknown}; known clips: {', '.join(CLIP_NAMES)}")
         if not self.source_clips:
@@ -181,6 +216,9 @@ class MocapDataModule(PoseDataModule):
             raise ValueError(f"split must be three positive fractions (train, val, test), got {self.split}")
         if not 0 < self.target_test_fraction < 1:
             raise ValueError(f"target_test_fraction must be in (0, 1), got {self.target_test_fraction}")
+        repeated = [d.name for d in self.targets if len(set(d.clips)) != len(d.clips) or not d.clips]
+        if repeated or len(set(self.source_clips)) != len(self.source_clips):
+            raise ValueError(f"clip lists must be non-empty without repeats (check source_clips, {repeated})")
         names = [d.name for d in self.targets]
         if len(set(names)) != len(names) or SOURCE_TEST in names:
             raise ValueError(f"target names must be unique and not {SOURCE_TEST!r}, got {names}")
@@ -228,29 +266,46 @@ class MocapDataModule(PoseDataModule):
             log.info("loading the mocap benchmark from %s", folder)
             return _load(folder)
         sets = self.generate()
-        _save(sets, folder, self.config())
+        try:
+            _save(sets, folder, self.config())
+        except OSError as err:  # a read-only or full disk must not stop training
+            log.warning("could not cache the mocap benchmark in %s: %s", folder, err)
         return sets
 
     def generate(self) -> DomainSets:
         """Generate every set from the clips (no cache)."""
+        # The tensors are small: one torch thread is as fast on an idle machine and ~6x faster
+        # on a busy one, where spinning intra-op threads stall (measured on 2 cores: 0.8 vs 5 s).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._generate()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _generate(self) -> DomainSets:
         start = time.perf_counter()
         worlds = {n: clip_to_world(*parse_clip(clip_path(n)), fps=self.fps) for n in self._clip_names()}
         actions = CLIP_NAMES  # ids shared by every set, whatever clips it holds
+        target_split = (1 - self.target_test_fraction, self.target_test_fraction)
         blocks = {
-            n: _blocks(len(w), self.split, ("train", "val", "test")) if n in self.source_clips
-            else _blocks(len(w), (1 - self.target_test_fraction, self.target_test_fraction), ("train", "test"))
+            n: _blocks(len(w), self.split, ("train", "val", "test"))
+            if n in self.source_clips
+            else _blocks(len(w), target_split, ("train", "test"))
             for n, w in worlds.items()
         }
         next_sequence, dropped = 0, 0
 
-        def film(domain: str, role: str, clip: str, rig: CameraRig, takes: int,
-                 block: str | None = None) -> dict[str, np.ndarray]:
+        def film(
+            domain: str, role: str, clip: str, rig: CameraRig, takes: int, block: str | None = None
+        ) -> dict[str, np.ndarray]:
             """Render a clip, or one block of it, with fresh draws; frames keep clip indices."""
             nonlocal next_sequence, dropped
             rng = np.random.default_rng([self.seed, _stable_id(domain), _stable_id(role), _stable_id(clip)])
             lo, hi = blocks[clip][block] if block else (0, len(worlds[clip]))
-            out = render(worlds[clip][lo:hi], rig, rng, takes=takes, fps=self.fps,
-                         label=f"{domain}/{role}/{clip}")
+            out = render(
+                worlds[clip][lo:hi], rig, rng, takes=takes, fps=self.fps, label=f"{domain}/{role}/{clip}"
+            )
             out["frame"] = out["frame"] + lo
             out["sequence"] = out["sequence"] + next_sequence
             next_sequence += takes * rig.num_cameras
@@ -283,17 +338,30 @@ class MocapDataModule(PoseDataModule):
             test=test,
             target_train=target_train,
         )
-        log.info("generated the mocap benchmark in %.1f s (%d frames dropped by the camera checks):\n%s",
-                 time.perf_counter() - start, dropped, _describe(sets))
+        log.info(
+            "generated the mocap benchmark in %.1f s (%d frames dropped by the camera checks):\n%s",
+            time.perf_counter() - start,
+            dropped,
+            _describe(sets),
+        )
         return sets
 
 
 def _pose_set(parts: list[dict[str, np.ndarray]], name: str, actions: tuple[str, ...]) -> PoseSet:
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return PoseSet(
-        pose2d=cat["pose2d"], pose3d=cat["pose3d"], root3d=cat["root3d"], intrinsics=cat["intrinsics"],
-        image_size=cat["image_size"], subject=np.zeros(len(cat["frame"]), dtype=np.int64), action=cat["action"],
-        camera=cat["camera"], frame=cat["frame"], sequence=cat["sequence"], action_names=actions, name=name,
+        pose2d=cat["pose2d"],
+        pose3d=cat["pose3d"],
+        root3d=cat["root3d"],
+        intrinsics=cat["intrinsics"],
+        image_size=cat["image_size"],
+        subject=np.zeros(len(cat["frame"]), dtype=np.int64),
+        action=cat["action"],
+        camera=cat["camera"],
+        frame=cat["frame"],
+        sequence=cat["sequence"],
+        action_names=actions,
+        name=name,
         source="poseshift mocap benchmark",
     )
 
@@ -333,6 +401,8 @@ def _load(folder: Path) -> DomainSets:
         train=PoseSet.load(folder / "train.npz"),
         val=PoseSet.load(folder / "val.npz"),
         test={n: PoseSet.load(folder / f"test_{i}.npz") for i, n in enumerate(manifest["test"])},
-        target_train={n: PoseSet.load(folder / f"target_{i}.npz").unlabeled()
-                      for i, n in enumerate(manifest["target_train"])},
+        target_train={
+            n: PoseSet.load(folder / f"target_{i}.npz").unlabeled()
+            for i, n in enumerate(manifest["target_train"])
+        },
     )

@@ -101,8 +101,14 @@ class CameraRig:
 
     def __post_init__(self) -> None:
         # normalize lists from YAML/CLI to tuples so configs hash and compare alike
-        for name in ("azimuth_range", "elevation_range", "distance_range", "focal_scale_range",
-                     "orbit_speed_range", "subject_yaw_range"):
+        for name in (
+            "azimuth_range",
+            "elevation_range",
+            "distance_range",
+            "focal_scale_range",
+            "orbit_speed_range",
+            "subject_yaw_range",
+        ):
             setattr(self, name, _pair(getattr(self, name), name))
         self.image_size = tuple(int(v) for v in self.image_size)
         if len(self.image_size) != 2 or min(self.image_size) <= 0:
@@ -110,7 +116,9 @@ class CameraRig:
         if self.num_cameras < 1:
             raise ValueError(f"CameraRig.num_cameras must be >= 1, got {self.num_cameras}")
         if self.h36m_extrinsics and self.num_cameras > len(H36M_S1_EXTRINSICS):
-            raise ValueError(f"h36m_extrinsics has {len(H36M_S1_EXTRINSICS)} cameras, asked for {self.num_cameras}")
+            raise ValueError(
+                f"h36m_extrinsics has {len(H36M_S1_EXTRINSICS)} cameras, asked for {self.num_cameras}"
+            )
         lo, hi = self.elevation_range
         if lo < -90 or hi > 90:
             raise ValueError(f"CameraRig.elevation_range must lie in [-90, 90], got {self.elevation_range}")
@@ -123,8 +131,13 @@ class CameraRig:
     def h36m(cls, **overrides: object) -> CameraRig:
         """The four real H36M S1 cameras (extrinsics, intrinsics with distortion), filming a
         subject placed within 0.5 m of the capture-volume centre at any yaw."""
-        settings: dict[str, object] = dict(num_cameras=4, h36m_intrinsics=True, h36m_extrinsics=True,
-                                           subject_yaw_range=(-180.0, 180.0), subject_offset=0.5)
+        settings: dict[str, object] = dict(
+            num_cameras=4,
+            h36m_intrinsics=True,
+            h36m_extrinsics=True,
+            subject_yaw_range=(-180.0, 180.0),
+            subject_offset=0.5,
+        )
         settings.update(overrides)
         return cls(**settings)  # type: ignore[arg-type]
 
@@ -159,8 +172,9 @@ def _causal_mean(x: np.ndarray, window: int, axis: int) -> np.ndarray:
     return np.moveaxis((cs - lagged) / count, 0, axis)
 
 
-def _draw_takes(seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, takes: int,
-                fps: float) -> dict[str, np.ndarray]:
+def _draw_takes(
+    seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, takes: int, fps: float
+) -> dict[str, np.ndarray]:
     """Random placement and cameras for ``takes`` takes: arrays with leading (K, C, ...)."""
     k, c, t = takes, rig.num_cameras, seq.shape[0]
     # subject: centre of its floor trajectory to the capture centre + offset, then yaw
@@ -208,8 +222,9 @@ def _draw_takes(seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, takes
         else:
             az = az[..., None]  # (K, C, 1)
         el, dist = el[..., None], dist[..., None]
-        offset = dist[..., None] * np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az),
-                                             np.sin(el) * np.ones_like(az)], -1)
+        offset = dist[..., None] * np.stack(
+            [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el) * np.ones_like(az)], -1
+        )
         shape = np.broadcast_shapes(offset.shape, aim.shape)  # (K, C, T, 3), T = 1 when static
         position = np.broadcast_to(hub + offset, shape)
         quat = _look_at(position, np.broadcast_to(aim, shape), np.broadcast_to(az, shape[:-1]))
@@ -229,23 +244,30 @@ def _draw_takes(seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, takes
         pixel[..., 2:4] = (w / 2, h / 2)
         size = np.broadcast_to(np.array([w, h], dtype=np.float64), (k, c, 2)).copy()
     pixel[..., 0:2] *= scale[..., None]
-    intr = normalize_intrinsics(torch.from_numpy(pixel), torch.from_numpy(size[..., 0]),
-                                torch.from_numpy(size[..., 1])).numpy()
+    intr = normalize_intrinsics(
+        torch.from_numpy(pixel), torch.from_numpy(size[..., 0]), torch.from_numpy(size[..., 1])
+    ).numpy()
     # own, writable copies: render() overwrites redrawn takes in place
-    return {"placed": placed, "quat": np.array(quat), "position": np.array(position),
-            "intrinsics": intr, "image_size": np.array(size)}
+    return {
+        "placed": placed,
+        "quat": np.array(quat),
+        "position": np.array(position),
+        "intrinsics": intr,
+        "image_size": np.array(size),
+    }
 
 
-def _view(seq: np.ndarray, draw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _view(draw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Camera-frame 3D (K, C, T, J, 3), 2D (K, C, T, J, 2) and validity (K, C, T) of draws."""
     placed = draw["placed"]  # (K, T, J, 3)
     # X_c = R^T (X_w - centre) with R = R(q) camera-to-world, i.e. world_to_camera (DATA_FORMATS
-    # 2.2) as one batched matmul: quaternion_rotate on broadcast (K, C, T, J) tensors is ~20x slower.
+    # 2.2; a test checks they agree) as one batched matmul, several times faster than
+    # quaternion_rotate on broadcast (K, C, T, J) tensors.
     rot = quaternion_to_matrix(torch.from_numpy(draw["quat"]))  # (K, C, T or 1, 3, 3)
     centre = torch.from_numpy(draw["position"])[..., None, :]  # (K, C, T or 1, 1, 3)
     cam = ((torch.from_numpy(placed)[:, None] - centre) @ rot).float()
-    # float32 like the stored sets, and (K, C, 1, 9) intrinsics broadcast over frames: the
-    # projection dominates build time and both choices make it ~3x faster
+    # float32 like the stored sets, and (K, C, 1, 9) intrinsics broadcast over frames rather than
+    # expanded: the projection dominated build time, and this made it ~8x faster on CPU
     uv = project(cam, torch.from_numpy(draw["intrinsics"]).float()[:, :, None])
     cam_np, uv_np = cam.numpy(), uv.numpy()
     depth = cam_np[..., 2]
@@ -261,8 +283,14 @@ def _view(seq: np.ndarray, draw: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     return {"cam": cam_np, "uv": uv_np, "valid": ok.all(-1)}
 
 
-def render(world_seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, takes: int = 1,
-           fps: float = 50.0, label: str = "sequence") -> dict[str, np.ndarray]:
+def render(
+    world_seq: np.ndarray,
+    rig: CameraRig,
+    rng: np.random.Generator,
+    takes: int = 1,
+    fps: float = 50.0,
+    label: str = "sequence",
+) -> dict[str, np.ndarray]:
     """Film a z-up world sequence (T, J, 3) with ``takes`` random draws of ``rig``.
 
     Returns per-sample arrays of the schema (``pose2d``, ``pose3d``, ``root3d``,
@@ -282,13 +310,13 @@ def render(world_seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, take
     if takes < 1:
         raise ValueError(f"takes must be >= 1, got {takes}")
     draw = _draw_takes(seq, rig, rng, takes, fps)
-    view = _view(seq, draw)
+    view = _view(draw)
     for _ in range(rig.max_redraws):
         bad = np.flatnonzero(~view["valid"].all(axis=(1, 2)))
         if len(bad) == 0:
             break
         redraw = _draw_takes(seq, rig, rng, len(bad), fps)
-        review = _view(seq, redraw)
+        review = _view(redraw)
         for key in draw:
             draw[key][bad] = redraw[key]
         for key in view:
@@ -298,8 +326,13 @@ def render(world_seq: np.ndarray, rig: CameraRig, rng: np.random.Generator, take
     keep = view["valid"].reshape(-1)
     dropped = int((~keep).sum())
     if dropped:
-        log.warning("%s: dropped %d of %d frames with joints behind a camera or outside the image "
-                    "after %d redraws", label, dropped, keep.size, rig.max_redraws)
+        log.warning(
+            "%s: dropped %d of %d frames with joints behind a camera or outside the image after %d redraws",
+            label,
+            dropped,
+            keep.size,
+            rig.max_redraws,
+        )
     cam = view["cam"].reshape(k * c * t, *view["cam"].shape[3:])[keep]
     root = cam[:, 0]
     ids = np.indices((k, c, t)).reshape(3, -1)[:, keep]

@@ -1,0 +1,156 @@
+"""Helpers shared by the dataset readers: npz/h5 access with clear errors, unit checks, roots."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from data_modules.schema import DataFormatError
+
+log = logging.getLogger(__name__)
+
+MM_THRESHOLD = 2.0  # metres: a body segment longer than this means the numbers are millimetres
+
+
+def open_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """All arrays of an npz file, loaded; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=allow_pickle) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as err:  # noqa: BLE001 - zip, pickle or header errors all mean "not this format"
+        raise DataFormatError(f"{path}: not a readable npz file ({type(err).__name__}: {err})") from err
+
+
+def require(data: dict, keys: tuple[str, ...], path: str | Path) -> None:
+    """Raise naming the file and the missing keys."""
+    missing = [k for k in keys if k not in data]
+    if missing:
+        raise DataFormatError(f"{path}: missing key(s) {missing}; present: {sorted(data)}")
+
+
+def as_dict(value: np.ndarray, path: str | Path, key: str) -> dict:
+    """Unwrap a 0-d object array holding a dict (``np.savez`` of a dict)."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 0:
+        value = value.item()
+    if not isinstance(value, dict):
+        raise DataFormatError(
+            f"{path}: {key}: expected a pickled dict, got {type(value).__name__} "
+            f"{getattr(value, 'shape', '')}"
+        )
+    return value
+
+
+def pose_array(value: object, path: str | Path, field: str, dims: int, joints: tuple[int, ...]) -> np.ndarray:
+    """A finite float (N, J, dims) array with J in ``joints``; errors name file and field."""
+    arr = np.asarray(value)
+    if arr.ndim != 3 or arr.shape[-1] < dims or arr.shape[1] not in joints:
+        want = " or ".join(str(j) for j in joints)
+        raise DataFormatError(f"{path}: {field}: expected shape (N, {want}, {dims}), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataFormatError(f"{path}: {field}: expected numbers, got {arr.dtype}")
+    arr = arr[..., :dims].astype(np.float32)
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=(1, 2)).sum())
+        raise DataFormatError(f"{path}: {field}: {bad} of {len(arr)} poses contain NaN or inf")
+    return arr
+
+
+def median_bone(pose3d: np.ndarray, a: int = 0, b: int = 1) -> float:
+    """Median length of the segment a-b over poses (0 for an empty array)."""
+    if len(pose3d) == 0:
+        return 0.0
+    return float(np.median(np.linalg.norm(pose3d[:, b] - pose3d[:, a], axis=-1)))
+
+
+def check_metres(pose3d: np.ndarray, path: str | Path, field: str, a: int = 0, b: int = 1) -> None:
+    """Fail when 3D that should be in metres looks like millimetres."""
+    bone = median_bone(pose3d, a, b)
+    if bone > MM_THRESHOLD:
+        raise DataFormatError(
+            f"{path}: {field}: a hip bone is {bone:.1f} units long; the values look like "
+            "millimetres, metres are expected"
+        )
+
+
+def to_metres(pose3d: np.ndarray, path: str | Path, field: str, expected: str = "mm") -> np.ndarray:
+    """Metres from a file documented as ``expected`` units; the other unit is accepted with a warning."""
+    looks_mm = median_bone(pose3d) > MM_THRESHOLD
+    if looks_mm != (expected == "mm"):
+        log.warning(
+            "%s: %s: documented in %s but the values look like %s; converting accordingly",
+            path,
+            field,
+            expected,
+            "mm" if looks_mm else "m",
+        )
+    return pose3d / 1000.0 if looks_mm else pose3d
+
+
+def estimate_root(
+    pose3d_rel: np.ndarray, pose2d: np.ndarray, intrinsics: np.ndarray, exclude: tuple[int, ...] = ()
+) -> np.ndarray:
+    """Camera-frame root positions (N, 3) from root-relative 3D, 2D and pinhole intrinsics.
+
+    Files that store only root-relative 3D (PoseAug's 3DHP test, Ski) lose the root; it is
+    recovered as the translation t minimizing the reprojection error in the linearized
+    pinhole equations ``f (X_j + t_x) = (u_j - c)(Z_j + t_z)`` (least squares over joints,
+    solved for all samples at once). Exact when 2D is an undistorted projection of the 3D.
+    ``exclude`` leaves out joints that were interpolated rather than measured.
+    """
+    if exclude:
+        keep = [j for j in range(pose2d.shape[1]) if j not in exclude]
+        pose3d_rel, pose2d = pose3d_rel[:, keep], pose2d[:, keep]
+    f = intrinsics[:, None, 0:2].astype(np.float64)
+    c = intrinsics[:, None, 2:4].astype(np.float64)
+    d = pose2d.astype(np.float64) - c  # (N, J, 2)
+    p = pose3d_rel.astype(np.float64)
+    n, j = d.shape[:2]
+    a = np.zeros((n, j, 2, 3))
+    a[..., 0, 0] = f[..., 0]
+    a[..., 1, 1] = f[..., 1]
+    a[..., :, 2] = -d
+    b = d * p[..., 2:3] - f * p[..., :2]
+    a = a.reshape(n, 2 * j, 3)
+    b = b.reshape(n, 2 * j)
+    ata = a.transpose(0, 2, 1) @ a
+    atb = (a.transpose(0, 2, 1) @ b[..., None])[..., 0]
+    return np.linalg.solve(ata, atb[..., None])[..., 0].astype(np.float32)
+
+
+def frobenius_normalize(pose2d: np.ndarray, root: int = 0) -> np.ndarray:
+    """Root-centre each 2D pose and divide it by its Frobenius norm (AdaptPose's Ski input, 2.5)."""
+    centred = pose2d - pose2d[:, root : root + 1]
+    norm = np.linalg.norm(centred.reshape(len(centred), -1), axis=1)
+    return (centred / np.maximum(norm, 1e-12)[:, None, None]).astype(np.float32)
+
+
+def ids(
+    n: int,
+    subject: np.ndarray | int = 0,
+    action: np.ndarray | int = 0,
+    camera: np.ndarray | int = 0,
+    frame: np.ndarray | None = None,
+    sequence: np.ndarray | int = 0,
+) -> dict[str, np.ndarray]:
+    """The integer id arrays of the schema, broadcasting scalars to ``n`` samples."""
+
+    def full(v: np.ndarray | int) -> np.ndarray:
+        return np.full(n, v, dtype=np.int64) if np.ndim(v) == 0 else np.array(v, dtype=np.int64)
+
+    return {
+        "subject": full(subject),
+        "action": full(action),
+        "camera": full(camera),
+        "frame": np.arange(n) if frame is None else full(frame),
+        "sequence": full(sequence),
+    }
+
+
+def rows(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` repeated to ``shape`` as a writable array of its own (not a broadcast view)."""
+    return np.array(np.broadcast_to(value, shape))

@@ -1,0 +1,488 @@
+"""MPI-INF-3DHP test sets and unlabeled training 2D (DATA_FORMATS.md section 4).
+
+Files under one root folder:
+
+* ``test_3dhp.npz`` -- PoseAug's 2,929-frame test set: ``pose3d`` (N, 16, 3) metres,
+  root-relative, camera frame; ``pose2d`` (N, 16, 2) already screen-normalized. No camera:
+  the first 2,207 frames are TS1-4 (2048x2048), the rest TS5-6 (1920x1080).
+* ``mpi_inf_3dhp_test_set/TS{1..6}/annot_data.mat`` -- the official test set (MATLAB v7.3 =
+  HDF5, read with ``h5py``): ``annot2`` px, ``annot3``/``univ_annot3`` mm camera frame, in the
+  17-joint test layout, ``valid_frame``, ``activity_annotation``.
+* ``data_3dhp_gt_test.npz`` -- AdaptPose's official-size test file: ``positions_3d``/
+  ``positions_2d`` = ``{TS: (n, 16, 3|2)}`` in mm / px; the first 100 frames of TS3 and TS4
+  are dropped as AdaptPose does.
+* ``data_3dhp_gt_train.npz`` -- AdaptPose's training-set 2D (the unlabeled target):
+  ``positions_2d`` = ``{subject: {seq: {cam: (F, 16, 2)}}}`` px on 2048x2048, mirrored order.
+
+Every set is mapped to H36M-17. 16-joint files lack neck_nose (interpolated, see
+``data_modules.skeletons``), so their ``all`` joint set becomes ``all16``. The PCK joint
+set (``all`` or ``official14``) and the 3D variant are part of every test-set name, e.g.
+``3dhp_2929.official14``, ``3dhp_full_univ.official14``, so two protocols never share a
+metric key.
+
+Cameras: the test intrinsics are the commonly used TS1-4 / TS5-6 values (no distortion).
+PoseAug's file has no root position; it is recovered by least squares from 2D and 3D
+(``data_modules.common.estimate_root``), exact up to the rounding of the stored 2D. The
+training cameras' intrinsics are not in AdaptPose's file: the TS1-4 values stand in and the
+set's ``meta["intrinsics"]`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from data_modules.common import (
+    MM_THRESHOLD,
+    as_dict,
+    check_metres,
+    estimate_root,
+    ids,
+    median_bone,
+    open_npz,
+    pose_array,
+    require,
+    rows,
+    to_metres,
+)
+from data_modules.cross_dataset import TargetDomain
+from data_modules.schema import DataFormatError, PoseSet
+from data_modules.skeletons import eval_joint_set, get_layout, to_h36m17
+from poseshift.geometry.camera import normalize_intrinsics, normalize_screen
+
+log = logging.getLogger(__name__)
+
+SEQUENCES = ("TS1", "TS2", "TS3", "TS4", "TS5", "TS6")
+# (fx, fy, cx, cy) in pixels and (width, height) for the studio (TS1-4) and outdoor (TS5-6) cameras
+STUDIO = ((1500.172288, 1500.172288, 1017.38733568, 1043.03198208), (2048, 2048))
+OUTDOOR = ((1683.98345952, 1683.98345952, 939.85754016, 560.14074317), (1920, 1080))
+ACTIVITIES = (
+    "Standing/Walking",
+    "Exercising",
+    "Sitting",
+    "Reaching/Crouching",
+    "On The Floor",
+    "Sports",
+    "Miscellaneous",
+)
+POSEAUG_STUDIO_FRAMES = 2207  # of 2929
+ADAPTPOSE_DROP = {"TS3": 100, "TS4": 100}
+
+
+def ts_camera(sequence: str) -> tuple[np.ndarray, np.ndarray]:
+    """Normalized 9-vector intrinsics and (w, h) of a test sequence's camera."""
+    (f_c, size) = STUDIO if sequence in SEQUENCES[:4] else OUTDOOR
+    pixel = torch.tensor([*f_c, 0, 0, 0, 0, 0], dtype=torch.float64)
+    intr = normalize_intrinsics(pixel, float(size[0]), float(size[1])).numpy().astype(np.float32)
+    return intr, np.array(size, dtype=np.float32)
+
+
+def _normalize(px: np.ndarray, size: np.ndarray) -> np.ndarray:
+    return normalize_screen(torch.from_numpy(px), float(size[0]), float(size[1])).numpy()
+
+
+def _finish(
+    pose2d: np.ndarray,
+    pose3d_abs_or_rel: np.ndarray,
+    root: np.ndarray | None,
+    intr: np.ndarray,
+    size: np.ndarray,
+    ids: dict[str, np.ndarray],
+    action_names: tuple[str, ...],
+    name: str,
+    source: str,
+    meta: dict,
+) -> PoseSet:
+    """Root-relative 3D, a root (estimated when the file has none) and the PoseSet."""
+    rel = pose3d_abs_or_rel - pose3d_abs_or_rel[:, :1]
+    if root is None:
+        root = estimate_root(rel, pose2d, intr, exclude=tuple(meta.get("missing_joints", ())))
+        meta = {**meta, "root3d": "estimated from 2D and root-relative 3D (least squares)"}
+    return PoseSet(
+        pose2d=pose2d,
+        pose3d=rel,
+        root3d=root,
+        intrinsics=intr,
+        image_size=size,
+        **ids,
+        action_names=action_names,
+        name=name,
+        source=source,
+        meta=meta,
+    )
+
+
+def load_poseaug_test(
+    path: str | Path, eval_joints: str = "all", studio_frames: int | None = None
+) -> PoseSet:
+    """PoseAug's ``test_3dhp.npz`` (2,929 frames) as a labeled set in H36M-17.
+
+    ``studio_frames``: how many leading frames come from TS1-4 (2,207 for the real file;
+    other lengths default to the same proportion).
+    """
+    path = Path(path)
+    data = open_npz(path)
+    require(data, ("pose3d", "pose2d"), path)
+    p3 = pose_array(data["pose3d"], path, "pose3d", 3, (16, 17))
+    p2 = pose_array(data["pose2d"], path, "pose2d", 2, (16, 17))
+    if len(p3) != len(p2) or p3.shape[1] != p2.shape[1]:
+        raise DataFormatError(f"{path}: pose2d {p2.shape} and pose3d {p3.shape} do not match")
+    check_metres(p3, path, "pose3d")
+    if np.abs(p2).max(initial=0) > 2:
+        raise DataFormatError(
+            f"{path}: pose2d: values up to {np.abs(p2).max():.0f}; expected screen-normalized "
+            "coordinates (|x| <= 1), not pixels"
+        )
+    layout = "h36m16" if p3.shape[1] == 16 else "h36m17"
+    n = len(p3)
+    if studio_frames is None:
+        studio_frames = POSEAUG_STUDIO_FRAMES if n == 2929 else int(round(n * POSEAUG_STUDIO_FRAMES / 2929))
+    outdoor = np.arange(n) >= studio_frames
+    (k_in, s_in), (k_out, s_out) = ts_camera("TS1"), ts_camera("TS5")
+    intr = np.where(outdoor[:, None], k_out, k_in)
+    size = np.where(outdoor[:, None], s_out, s_in)
+    missing = get_layout(layout).missing
+    joint_set, joints = eval_joint_set(eval_joints, missing)
+    meta = {
+        "dataset": "3dhp",
+        "file": "poseaug_test_3dhp",
+        "missing_joints": missing,
+        "eval_joint_set": joint_set,
+        "eval_joints": joints,
+        "norm": "screen",
+        "intrinsics": "TS1-4/TS5-6 nominal, by frame order",
+    }
+    group = outdoor.astype(np.int64)
+    return _finish(
+        to_h36m17(p2, layout),
+        to_h36m17(p3, layout),
+        None,
+        intr,
+        size,
+        ids(n, action=group, camera=group, sequence=group),
+        ("TS1-4", "TS5-6"),
+        f"3dhp_2929.{joint_set}",
+        str(path),
+        meta,
+    )
+
+
+def _frames(value: object, path: Path, field: str, dims: int) -> np.ndarray:
+    """An official annotation array as (N, 17, dims), whichever axis order the reader gave."""
+    arr = np.asarray(value)
+    squeezed = arr.reshape([d for d in arr.shape if d != 1]) if arr.ndim > 3 else arr
+    if squeezed.ndim == 3 and squeezed.shape[1:] == (17, dims):
+        return squeezed.astype(np.float32)
+    if squeezed.ndim == 3 and squeezed.shape[:2] == (dims, 17):  # MATLAB order (dims, 17, N)
+        return np.ascontiguousarray(squeezed.transpose(2, 1, 0)).astype(np.float32)
+    raise DataFormatError(f"{path}: {field}: expected (N, 1, 17, {dims}), got {arr.shape}")
+
+
+def read_annot_data(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of one official ``TS*/annot_data.mat`` (v7.3/HDF5 via h5py, v5 via scipy if present)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    fields = ("annot2", "annot3", "univ_annot3", "valid_frame", "activity_annotation")
+    try:
+        import h5py
+    except ImportError as err:  # pragma: no cover - h5py is a dependency
+        raise ImportError("reading annot_data.mat needs h5py (pip install h5py)") from err
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            raw = {k: np.asarray(f[k]) for k in fields if k in f}
+    else:
+        try:
+            from scipy.io import loadmat
+        except ImportError as err:
+            raise DataFormatError(
+                f"{path}: not an HDF5 (MATLAB v7.3) file, and scipy is not installed to "
+                "read older MATLAB files"
+            ) from err
+        try:
+            mat = loadmat(path)
+        except Exception as err:  # noqa: BLE001 - any reader failure is a format problem
+            raise DataFormatError(f"{path}: not a readable MATLAB file ({err})") from err
+        raw = {k: np.asarray(mat[k]) for k in fields if k in mat}
+    require(raw, ("annot2", "annot3", "univ_annot3", "valid_frame"), path)
+    out = {k: _frames(raw[k], path, k, d) for k, d in (("annot2", 2), ("annot3", 3), ("univ_annot3", 3))}
+    n = len(out["annot2"])
+    for k in ("valid_frame", "activity_annotation"):
+        if k not in raw:
+            continue
+        v = np.asarray(raw[k]).reshape(-1)
+        if len(v) != n:
+            raise DataFormatError(f"{path}: {k}: {len(v)} entries for {n} frames")
+        out[k] = v
+    for k in ("annot3", "univ_annot3"):
+        if len(out[k]) != n:
+            raise DataFormatError(f"{path}: {k}: {len(out[k])} frames but annot2 has {n}")
+    return out
+
+
+def load_official_test(
+    root: str | Path,
+    sequences: tuple[str, ...] = SEQUENCES,
+    universal: bool = True,
+    valid_only: bool = True,
+    eval_joints: str = "official14",
+) -> PoseSet:
+    """The official test set from ``<root>/TS*/annot_data.mat`` in H36M-17.
+
+    ``universal`` uses ``univ_annot3`` (the official evaluation's 3D) instead of the metric
+    ``annot3``; ``root3d`` is always the metric pelvis. ``valid_only`` keeps frames with
+    ``valid_frame == 1``. NaN/inf in the annotations of invalid frames are tolerated when
+    they are dropped.
+    """
+    root = Path(root)
+    parts = []
+    for number, seq in enumerate(sequences, start=1):
+        if seq not in SEQUENCES:
+            raise ValueError(f"unknown 3DHP test sequence {seq!r}; use {SEQUENCES}")
+        path = root / seq / "annot_data.mat"
+        a = read_annot_data(path)
+        n = len(a["annot2"])
+        keep = a["valid_frame"] > 0 if valid_only else np.ones(n, bool)
+        key3 = "univ_annot3" if universal else "annot3"
+        for k in ("annot2", "annot3", key3):
+            bad = ~np.isfinite(a[k][keep]).all(axis=(1, 2))
+            if bad.any():
+                raise DataFormatError(f"{path}: {k}: {int(bad.sum())} kept frames contain NaN or inf")
+        intr, size = ts_camera(seq)
+        metric = to_h36m17(a["annot3"][keep], "mpi3dhp17")
+        for k in ("annot3", key3):
+            if 0 < median_bone(to_h36m17(a[k][keep], "mpi3dhp17")) < MM_THRESHOLD:
+                raise DataFormatError(
+                    f"{path}: {k}: a hip bone is under {MM_THRESHOLD} units long; the values "
+                    "look like metres, the official annotations are in millimetres"
+                )
+        metric = metric / 1000.0
+        pose3d = to_h36m17(a[key3][keep], "mpi3dhp17") / 1000.0
+        activity = a.get("activity_annotation", np.ones(n))[keep].astype(np.int64) - 1
+        if len(activity) and (activity.min() < 0 or activity.max() >= len(ACTIVITIES)):
+            raise DataFormatError(
+                f"{path}: activity_annotation: values must be 1..7, got "
+                f"{activity.min() + 1}..{activity.max() + 1}"
+            )
+        m = int(keep.sum())
+        parts.append(
+            dict(
+                pose2d=_normalize(to_h36m17(a["annot2"][keep], "mpi3dhp17"), size),
+                pose3d=pose3d - pose3d[:, :1],
+                root3d=metric[:, 0],
+                intrinsics=rows(intr, (m, 9)),
+                image_size=rows(size, (m, 2)),
+                subject=np.full(m, number),
+                action=activity,
+                camera=np.full(m, 0 if number <= 4 else 1),
+                frame=np.flatnonzero(keep),
+                sequence=np.full(m, number),
+            )
+        )
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    joint_set, joints = eval_joint_set(eval_joints)
+    variant = ("univ" if universal else "metric") + ("" if valid_only else "_allframes")
+    meta = {
+        "dataset": "3dhp",
+        "file": "annot_data.mat",
+        "universal": universal,
+        "valid_only": valid_only,
+        "missing_joints": (),
+        "eval_joint_set": joint_set,
+        "eval_joints": joints,
+        "norm": "screen",
+        "intrinsics": "TS1-4/TS5-6 nominal",
+    }
+    return PoseSet(
+        **merged,
+        action_names=ACTIVITIES,
+        name=f"3dhp_full_{variant}.{joint_set}",
+        source=str(root),
+        meta=meta,
+    )
+
+
+def load_adaptpose_test(
+    path: str | Path, eval_joints: str = "all", drop: dict[str, int] | None = None
+) -> PoseSet:
+    """AdaptPose's ``data_3dhp_gt_test.npz`` (mm, px, H36M-16 per TS) in H36M-17."""
+    path = Path(path)
+    data = open_npz(path, allow_pickle=True)
+    require(data, ("positions_3d", "positions_2d"), path)
+    p3d = as_dict(data["positions_3d"], path, "positions_3d")
+    p2d = as_dict(data["positions_2d"], path, "positions_2d")
+    drop = ADAPTPOSE_DROP if drop is None else drop
+    parts = []
+    for number, seq in enumerate(SEQUENCES, start=1):
+        if seq not in p3d and seq not in p2d:
+            continue
+        for d, key in ((p3d, "positions_3d"), (p2d, "positions_2d")):
+            if seq not in d:
+                raise DataFormatError(f"{path}: {key}[{seq!r}]: missing while the other array has it")
+        x3 = pose_array(p3d[seq], path, f"positions_3d[{seq!r}]", 3, (16,))
+        x2 = pose_array(p2d[seq], path, f"positions_2d[{seq!r}]", 2, (16,))
+        if len(x3) != len(x2):
+            raise DataFormatError(
+                f"{path}: positions_2d[{seq!r}]: {len(x2)} frames, positions_3d has {len(x3)}"
+            )
+        start = drop.get(seq, 0)
+        x3 = to_metres(x3[start:], path, f"positions_3d[{seq!r}]", "mm")
+        intr, size = ts_camera(seq)
+        parts.append((to_h36m17(x2[start:], "h36m16"), to_h36m17(x3, "h36m16"), intr, size, number, start))
+    if not parts:
+        raise DataFormatError(f"{path}: positions_3d has none of the sequences {SEQUENCES}")
+    pose2d = np.concatenate([_normalize(p[0], p[3]) for p in parts])
+    pose3d = np.concatenate([p[1] for p in parts])
+    intr = np.concatenate([rows(p[2], (len(p[0]), 9)) for p in parts])
+    size = np.concatenate([rows(p[3], (len(p[0]), 2)) for p in parts])
+    seq_ids = np.concatenate([np.full(len(p[0]), p[4]) for p in parts])
+    frames = np.concatenate([np.arange(len(p[0])) + p[5] for p in parts])
+    absolute = np.median(pose3d[:, 0, 2]) > 0.5  # the file may hold absolute camera-frame 3D
+    joint_set, joints = eval_joint_set(eval_joints, (9,))
+    meta = {
+        "dataset": "3dhp",
+        "file": "adaptpose_data_3dhp_gt_test",
+        "missing_joints": (9,),
+        "dropped": drop,
+        "eval_joint_set": joint_set,
+        "eval_joints": joints,
+        "norm": "screen",
+        "intrinsics": "TS1-4/TS5-6 nominal",
+    }
+    return _finish(
+        pose2d,
+        pose3d,
+        pose3d[:, 0].copy() if absolute else None,
+        intr,
+        size,
+        ids(
+            len(pose2d),
+            subject=seq_ids,
+            camera=(seq_ids > 4).astype(np.int64),
+            frame=frames,
+            sequence=seq_ids,
+        ),
+        SEQUENCES,
+        f"3dhp_adaptpose.{joint_set}",
+        str(path),
+        meta,
+    )
+
+
+def load_adaptpose_train_2d(
+    path: str | Path, subjects: tuple[str, ...] = ("S1", "S2", "S3", "S4", "S5", "S6", "S7")
+) -> PoseSet:
+    """AdaptPose's ``data_3dhp_gt_train.npz`` training 2D as an unlabeled set in H36M-17."""
+    path = Path(path)
+    data = open_npz(path, allow_pickle=True)
+    require(data, ("positions_2d",), path)
+    p2d = as_dict(data["positions_2d"], path, "positions_2d")
+    arrays, ids = [], []
+    for s_idx, subject in enumerate(subjects):
+        if subject not in p2d:
+            raise DataFormatError(f"{path}: positions_2d[{subject!r}]: missing; present: {sorted(p2d)}")
+        for q_idx, seq in enumerate(sorted(p2d[subject], key=str)):
+            cams = p2d[subject][seq]
+            if not isinstance(cams, dict):
+                raise DataFormatError(
+                    f"{path}: positions_2d[{subject!r}][{seq!r}]: expected {{camera: array}}"
+                )
+            for cam in sorted(cams, key=str):
+                field = f"positions_2d[{subject!r}][{seq!r}][{cam!r}]"
+                arr = pose_array(cams[cam], path, field, 2, (16,))
+                arrays.append(arr)
+                ids.append(
+                    (
+                        int(subject.lstrip("S")) if subject.lstrip("S").isdigit() else s_idx,
+                        q_idx,
+                        int(cam) if str(cam).isdigit() else 0,
+                        len(arr),
+                    )
+                )
+    if not arrays:
+        raise DataFormatError(f"{path}: positions_2d holds no arrays for {subjects}")
+    px = to_h36m17(np.concatenate(arrays), "adaptpose_3dhp_train16")
+    intr, size = ts_camera(
+        "TS1"
+    )  # all training cameras are 2048x2048; their own intrinsics are not in the file
+    counts = [i[3] for i in ids]
+    rep = lambda k: np.repeat([i[k] for i in ids], counts)  # noqa: E731
+    n = len(px)
+    seq = np.repeat(np.arange(len(ids)), counts)
+    return PoseSet(
+        pose2d=_normalize(px, size),
+        intrinsics=rows(intr, (n, 9)),
+        image_size=rows(size, (n, 2)),
+        subject=rep(0),
+        action=rep(1),
+        camera=rep(2),
+        frame=np.concatenate([np.arange(c) for c in counts]),
+        sequence=seq,
+        name="3dhp_train_2d",
+        source=str(path),
+        meta={
+            "dataset": "3dhp",
+            "missing_joints": (9,),
+            "norm": "screen",
+            "intrinsics": "nominal (TS1-4 values; the file has no training-camera intrinsics)",
+        },
+    )
+
+
+class MPI3DHP(TargetDomain):
+    """MPI-INF-3DHP as a target domain.
+
+    Args:
+        root: folder holding the files named in this module's docstring.
+        test_sets: any of ``"2929"`` (PoseAug), ``"full"`` (official ``annot_data.mat``),
+            ``"adaptpose"`` (AdaptPose's official-size npz).
+        pck_joints: PCK/AUC/MPJPE joint set, ``"all"`` or ``"official14"`` (required choice;
+            it becomes part of every test-set name).
+        universal: official test set: score against ``univ_annot3`` (official) or ``annot3``.
+        valid_only: official test set: keep only ``valid_frame`` frames.
+        target_train: also serve AdaptPose's training-set 2D as unlabeled target data.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        test_sets: list[str] | None = None,
+        pck_joints: str = "official14",
+        universal: bool = True,
+        valid_only: bool = True,
+        target_train: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.test_sets = list(test_sets or ["2929"])
+        unknown = [t for t in self.test_sets if t not in ("2929", "full", "adaptpose")]
+        if unknown:
+            raise ValueError(f"unknown 3DHP test set(s) {unknown}; use '2929', 'full', 'adaptpose'")
+        self.pck_joints = pck_joints
+        self.universal = universal
+        self.valid_only = valid_only
+        self.target_train = target_train
+
+    def load(self) -> tuple[dict[str, PoseSet], dict[str, PoseSet]]:
+        tests = []
+        for t in self.test_sets:
+            if t == "2929":
+                tests.append(load_poseaug_test(self.root / "test_3dhp.npz", self.pck_joints))
+            elif t == "full":
+                tests.append(
+                    load_official_test(
+                        self.root / "mpi_inf_3dhp_test_set",
+                        universal=self.universal,
+                        valid_only=self.valid_only,
+                        eval_joints=self.pck_joints,
+                    )
+                )
+            else:
+                tests.append(load_adaptpose_test(self.root / "data_3dhp_gt_test.npz", self.pck_joints))
+        train = {}
+        if self.target_train:
+            s = load_adaptpose_train_2d(self.root / "data_3dhp_gt_train.npz")
+            train[s.name] = s
+        return {s.name: s for s in tests}, train

@@ -1,0 +1,232 @@
+"""Differentiable 2D-3D pose augmentation operations, shared by PoseAug, AdaptPose and PoseDA.
+
+Every function is a pure, batched tensor op (leading dims ``...``), differentiable in its
+pose and in its augmentation parameters, and built on :mod:`poseshift.geometry`:
+
+* :func:`bone_angle_perturb` (BA) adds a residual to the unit bone directions and renormalizes,
+  keeping bone lengths and the root; chosen bones can be held at their original direction.
+* :func:`bone_length_scale` (BL) multiplies bone lengths, keeping directions and the root;
+  :func:`expand_shared` maps a few shared ratios (left = right) to every bone.
+* :func:`rigid_transform` (RT) rotates the root-relative pose by an axis-angle vector and
+  places its root at a new absolute position.
+* :func:`swap_bone_lengths` gives every pose the bone lengths of a random template.
+* :func:`reproject` / :func:`in_frame` re-project augmented camera-frame 3D with each sample's
+  own intrinsics (distortion included) and flag projections that leave the frame.
+
+Poses are camera-frame (..., J, 3) in metres; "absolute" means joint 0 holds the root position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from poseshift.geometry.bones import (
+    bone_lengths,
+    bones_to_joints,
+    compose_bones,
+    joints_to_bones,
+    set_bone_lengths,
+)
+from poseshift.geometry.camera import project
+from poseshift.geometry.rotations import axis_angle_to_matrix
+from poseshift.geometry.skeleton import H36M17, Skeleton
+
+_EPS = 1e-8
+
+# -- bone groups -------------------------------------------------------------------------------
+# PoseAug's BL head predicts 9 ratios for its 15 bones, one per left/right pair (METHODS.md 2.2).
+# Our H36M-17 skeleton has 16 bones: PoseAug's single thorax->head bone is split into
+# thorax->neck_nose (bone 8) and neck_nose->head_top (bone 9). Both get the reference's
+# "thorax->head" ratio (group 5), so the head keeps its shape and the thorax-to-head-top
+# distance scales by that ratio exactly as the reference's one bone does.
+BL_GROUPS_H36M17: tuple[tuple[int, ...], ...] = (
+    (0, 3),  # 0: pelvis->hips
+    (1, 4),  # 1: thighs
+    (2, 5),  # 2: shins
+    (6,),  # 3: pelvis->spine
+    (7,),  # 4: spine->thorax (held at 0 by PoseAug: size/distance ambiguity)
+    (8, 9),  # 5: thorax->neck_nose->head_top (the reference's thorax->head)
+    (10, 13),  # 6: thorax->shoulders
+    (11, 14),  # 7: upper arms
+    (12, 15),  # 8: forearms
+)
+# BA holds pelvis->spine and spine->thorax so that BA cannot rotate the whole body (that is RT's job)
+BA_FROZEN_BONES_H36M17: tuple[int, ...] = (6, 7)
+
+
+def group_matrix(
+    groups: Sequence[Sequence[int]],
+    num_bones: int = H36M17.num_bones,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """(G, B) 0/1 matrix: entry [g, b] = 1 iff bone b belongs to group g (each bone in <= 1 group)."""
+    m = torch.zeros(len(groups), num_bones, dtype=dtype, device=device)
+    for g, bones in enumerate(groups):
+        m[g, list(bones)] = 1.0
+    if (m.sum(0) > 1).any():
+        raise ValueError(f"a bone appears in more than one group: {groups}")
+    return m
+
+
+def expand_shared(params: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Per-group values (..., G) to per-bone values (..., B) with a (G, B) :func:`group_matrix`.
+
+    Bones in no group get 0, so this maps shared BL *residuals* (not ratios) to bones.
+    """
+    return params @ groups
+
+
+# -- BA ------------------------------------------------------------------------------------------
+def bone_angle_perturb(
+    pose: torch.Tensor,
+    delta: torch.Tensor,
+    frozen_bones: Sequence[int] = BA_FROZEN_BONES_H36M17,
+    skeleton: Skeleton = H36M17,
+    eps: float = _EPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bone-angle (BA) augmentation: ``u' = normalize(u + delta)`` per bone, lengths and root kept.
+
+    Args:
+        pose: (..., J, 3) poses (absolute or root-relative; the root joint is kept as is).
+        delta: (..., B, 3) residuals added to the unit bone directions.
+        frozen_bones: bones reset to their original direction (default pelvis->spine and
+            spine->thorax, as the reference).
+        skeleton: kinematic tree.
+
+    Returns:
+        The augmented poses (..., J, 3) and ``1 - cos`` of each bone's change (..., B), the
+        quantity PoseAug's range regularizer bounds (zero up to rounding for frozen bones).
+    """
+    bones = joints_to_bones(pose, skeleton)
+    length = torch.linalg.vector_norm(bones, dim=-1)
+    unit = bones / length.unsqueeze(-1).clamp_min(eps)
+    moved = unit + delta
+    moved = moved / torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min(eps)
+    if frozen_bones:
+        keep = torch.zeros(skeleton.num_bones, 1, dtype=torch.bool, device=pose.device)
+        keep[list(frozen_bones)] = True
+        moved = torch.where(keep, unit, moved)
+    ba_diff = 1.0 - (moved * unit).sum(-1)
+    out = bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :])
+    return out, ba_diff
+
+
+# -- BL ------------------------------------------------------------------------------------------
+def bone_length_scale(
+    pose: torch.Tensor, ratios: torch.Tensor, skeleton: Skeleton = H36M17, eps: float = _EPS
+) -> torch.Tensor:
+    """Bone-length (BL) augmentation: every bone length multiplied by ``ratios`` (..., B).
+
+    Directions and the root position are kept. PoseAug's ``(1 + gamma_bl)`` is ``ratios``;
+    build it from shared residuals with ``1 + expand_shared(gamma, groups)``.
+    """
+    return set_bone_lengths(pose, bone_lengths(pose, skeleton) * ratios, skeleton, eps)
+
+
+def swap_bone_lengths(
+    pose: torch.Tensor,
+    templates: torch.Tensor,
+    generator: torch.Generator | None = None,
+    skeleton: Skeleton = H36M17,
+) -> torch.Tensor:
+    """Give each pose (N, J, 3) all bone lengths of a random row of ``templates`` (T, B).
+
+    Directions and root are kept: PoseAug's per-epoch bone-length swap (``random_bl_aug``).
+    """
+    idx = torch.randint(len(templates), (pose.shape[0],), generator=generator, device=templates.device)
+    return set_bone_lengths(pose, templates[idx].to(pose), skeleton)
+
+
+def bone_length_templates(
+    poses: torch.Tensor, owner: torch.Tensor, skeleton: Skeleton = H36M17, symmetric: bool = True
+) -> torch.Tensor:
+    """(T, B) per-owner median bone lengths of poses (N, J, 3), one row per distinct ``owner`` (N,).
+
+    PoseAug's templates are exactly this for H36M's training subjects (left/right symmetric);
+    ``symmetric`` averages every bone with its mirror partner.
+    """
+    lengths = bone_lengths(poses, skeleton)
+    rows = [lengths[owner == o].median(dim=0).values for o in torch.unique(owner)]
+    tmpl = torch.stack(rows)
+    if symmetric:
+        tmpl = (tmpl + tmpl[:, skeleton.bone_flip_permutation]) / 2
+    return tmpl
+
+
+# -- RT ------------------------------------------------------------------------------------------
+def rigid_transform(pose: torch.Tensor, axis_angle: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """Rigid (RT) augmentation: ``R(aa) (pose - root) + t``.
+
+    Args:
+        pose: (..., J, 3) poses; only their root-relative shape is used.
+        axis_angle: (..., 3) rotation vectors (angle = norm), Rodrigues' formula.
+        translation: (..., 3) new absolute root position (the original root is discarded,
+            as in the reference).
+
+    Returns:
+        (..., J, 3) poses whose joint 0 sits at ``translation``.
+    """
+    rot = axis_angle_to_matrix(axis_angle)  # (..., 3, 3), acts on column vectors
+    rel = pose - pose[..., :1, :]
+    return rel @ rot.transpose(-1, -2) + translation.unsqueeze(-2)
+
+
+# -- projection -----------------------------------------------------------------------------------
+def reproject(pose: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+    """Absolute camera-frame poses (..., J, 3) to screen-normalized 2D (..., J, 2).
+
+    Each sample uses its own normalized intrinsics (..., 9) with distortion and the reference's
+    clamp of X/Z, Y/Z to [-1, 1] (:func:`poseshift.geometry.camera.project`).
+    """
+    return project(pose, intrinsics)
+
+
+def in_frame(pose2d: torch.Tensor, bound: float = 1.0, lower: bool = False) -> torch.Tensor:
+    """(...,) mask of 2D poses (..., J, 2) with no coordinate above ``bound``.
+
+    The reference keeps an augmented pair only if no projected coordinate is > 1 and does
+    not check the lower bound; ``lower=True`` also requires every coordinate >= -bound.
+    """
+    ok = (pose2d <= bound).all(-1).all(-1)
+    if lower:
+        ok = ok & (pose2d >= -bound).all(-1).all(-1)
+    return ok
+
+
+def augmentation_stats(
+    axis_angle: torch.Tensor, translation: torch.Tensor, ratios: torch.Tensor, ba_diff: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Flattened per-sample statistics of one augmentation batch, for histograms and plots.
+
+    Returns the rotation angle (deg), root translation (x, y, z), bone-length ratios and the
+    BA change angle (deg) of every bone.
+    """
+    angle = torch.rad2deg(torch.linalg.vector_norm(axis_angle, dim=-1))
+    ba_angle = torch.rad2deg(torch.acos((1 - ba_diff).clamp(-1, 1)))
+    return {
+        "rotation_deg": angle.detach().reshape(-1),
+        "translation_x": translation[..., 0].detach().reshape(-1),
+        "translation_y": translation[..., 1].detach().reshape(-1),
+        "translation_z": translation[..., 2].detach().reshape(-1),
+        "bone_length_ratio": ratios.detach().reshape(-1),
+        "bone_angle_deg": ba_angle.detach().reshape(-1),
+    }
+
+
+__all__ = [
+    "BA_FROZEN_BONES_H36M17",
+    "BL_GROUPS_H36M17",
+    "augmentation_stats",
+    "bone_angle_perturb",
+    "bone_length_scale",
+    "bone_length_templates",
+    "expand_shared",
+    "group_matrix",
+    "in_frame",
+    "reproject",
+    "rigid_transform",
+    "swap_bone_lengths",
+]

@@ -1,0 +1,375 @@
+"""PoseAug: networks, losses, pool, update order, which players a step changes, DDP and resume."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from helpers import SyntheticDataModule, synthetic_set
+
+from data_modules.base import DomainSets
+from poseshift.augment import bone_length_scale
+from poseshift.geometry import H36M17, part_kcs
+from poseshift.methods.baseline import Baseline
+from poseshift.methods.poseaug import (
+    FakePool,
+    KCSDiscriminator,
+    PoseAug,
+    feedback_matrix,
+    feedback_ratio_loss,
+    grouped_pose_error,
+    range_loss,
+    rectified_l2,
+)
+
+TINY = dict(
+    backbone="simple_baseline",
+    backbone_kwargs={"linear_size": 32, "num_stages": 1},
+    g_width=16,
+    g_stages=1,
+    noise_dim=8,
+    d3d_width=16,
+    pool_size=48,
+    epochs=4,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def trainer(**kwargs) -> pl.Trainer:
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    defaults.update(kwargs)
+    return pl.Trainer(**defaults)
+
+
+def data(**kwargs) -> SyntheticDataModule:
+    return SyntheticDataModule(**{"num_train": 96, "num_test": 17, "batch_size": 32, **kwargs})
+
+
+def snapshot(model: PoseAug) -> dict[str, dict[str, torch.Tensor]]:
+    players = {"g": model.generator, "d3d": model.d3d, "d2d": model.d2d, "p": model.lifter}
+    return {n: {k: v.detach().clone() for k, v in m.named_parameters()} for n, m in players.items()}
+
+
+def changed(before: dict, model: PoseAug) -> set[str]:
+    after = snapshot(model)
+    return {n for n in before if any(not torch.equal(before[n][k], after[n][k]) for k in before[n])}
+
+
+def sample_poses(n: int = 32) -> torch.Tensor:
+    s = synthetic_set(n, 5, "x")
+    return torch.as_tensor(s.pose3d) + torch.as_tensor(s.root3d)[:, None]
+
+
+# -- losses and small parts ----------------------------------------------------------------------
+
+
+def test_range_and_rectified_losses():
+    a = torch.tensor([0.0, 0.5, 1.0, 2.0])
+    # band around 1 with half width 0.6: only 0 and 2 are outside
+    assert range_loss(a, 1.0, 0.6).item() == pytest.approx((1 + 1) / 4)
+    assert rectified_l2(torch.tensor([0.05, -0.2]), 0.1).item() == pytest.approx(0.04 / 2)
+    assert feedback_ratio_loss(torch.tensor([4.0, 30.0]), torch.tensor([1.0, 1.0]), 3.0, 2.0).item() == (
+        pytest.approx(27**2 / 2)
+    )
+
+
+def test_feedback_groups_weight_joints_like_the_reference():
+    m = feedback_matrix()
+    err = torch.zeros(1, 17, 3)
+    err[0, 1, 0] = 0.1  # r_hip, weight 5, group 0 of 4 joints
+    err[0, 10, 0] = 0.2  # head_top, weight 1, group 1 of 5 joints
+    err[0, 9, 0] = 5.0  # neck_nose: in no group
+    got = grouped_pose_error(err, torch.zeros(1, 17, 3), m)
+    torch.testing.assert_close(got, torch.tensor([[0.5 / 4, 0.2 / 5, 0.0]]))
+
+
+def test_fake_pool_fills_then_swaps_half_and_keeps_state():
+    torch.manual_seed(0)
+    pool = FakePool(8, (2,))
+    first = torch.arange(12.0).view(6, 2)
+    assert torch.equal(pool(first), first) and int(pool.count) == 6
+    second = 100 + torch.arange(8.0).view(4, 2)
+    out = pool(second)
+    assert int(pool.count) == 8
+    assert torch.equal(out[:2], second[:2])  # stored while filling, returned as is
+    big = 1000 + torch.arange(4000.0).view(2000, 2)
+    out = pool(big)
+    returned_new = (out == big).all(-1).float().mean()
+    assert 0.4 < returned_new < 0.6  # a fair coin per sample
+    clone = FakePool(8, (2,))
+    clone.load_state_dict(pool.state_dict())
+    assert torch.equal(clone.items, pool.items) and int(clone.count) == 8
+
+
+def test_beta_and_lr_schedules_follow_the_reference():
+    model = PoseAug(**{**TINY, "epochs": 50})
+    torch.testing.assert_close(model.beta_at(1), torch.tensor([3.04, 17.0]))
+    torch.testing.assert_close(model.beta_at(50), torch.tensor([5.0, 17.0]))
+    opts, scheds = model.configure_optimizers()
+    assert len(opts) == 4
+    factors = []
+    for _ in range(3):
+        factors.append(opts[0].param_groups[0]["lr"] / 1e-4)
+        opts[0].step()
+        scheds[0].step()
+    assert factors == pytest.approx([1.0, 1 - 1 / 51, 1 - 2 / 51])
+
+
+def test_part_kcs_discriminator_is_blind_to_bone_lengths_and_mirrors_parts():
+    x = sample_poses()
+    ratios = 0.7 + 0.6 * torch.rand(x.shape[0], 16)
+    torch.testing.assert_close(part_kcs(bone_length_scale(x, ratios)), part_kcs(x), atol=1e-5, rtol=1e-5)
+    d3d = KCSDiscriminator(width=16)
+    torch.testing.assert_close(d3d(bone_length_scale(x, ratios)), d3d(x), atol=1e-4, rtol=1e-4)
+    full = KCSDiscriminator(mode="full", width=16)
+    assert full(x).shape == (x.shape[0], 1)
+    assert not torch.allclose(full(bone_length_scale(x, ratios)), full(x))
+    # mirroring the body swaps the left and right parts' features
+    names = list(H36M17.parts)
+    mirrored = x[:, H36M17.flip_permutation] * torch.tensor([-1.0, 1.0, 1.0])
+    feats, feats_m = part_kcs(x), part_kcs(mirrored)
+    bperm = H36M17.bone_flip_permutation
+    la, ra = names.index("left_arm"), names.index("right_arm")
+    torch.testing.assert_close(feats_m[:, la][:, bperm][:, :, bperm], feats[:, ra], atol=1e-5, rtol=1e-5)
+    ll, rl = names.index("left_leg"), names.index("right_leg")
+    torch.testing.assert_close(feats_m[:, ll][:, bperm][:, :, bperm], feats[:, rl], atol=1e-5, rtol=1e-5)
+
+
+def test_left_leg_part_holds_the_left_leg():
+    names = H36M17.names
+    for part, side in (("left_leg", "l_"), ("right_leg", "r_"), ("left_arm", "l_"), ("right_arm", "r_")):
+        limb = [names[b + 1] for b in H36M17.parts[part] if names[b + 1][:2] in ("l_", "r_")]
+        limb = [j for j in limb if not j.endswith("hip")]  # both hip bones belong to each leg part
+        assert limb and all(j.startswith(side) for j in limb), (part, limb)
+
+
+def test_gradients_reach_every_generator_head():
+    torch.manual_seed(0)
+    model = PoseAug(**TINY)
+    x = sample_poses()
+    cam = torch.as_tensor(synthetic_set(32, 5, "x").intrinsics)
+    aug = model.generator(x)
+    from poseshift.augment import reproject
+
+    x2d = reproject(aug["pose_rt"], cam)
+    orig, ba, rt = model.feedback_errors(
+        [(reproject(x, cam), x), (reproject(aug["pose_ba"], cam), aug["pose_ba"]), (x2d, aug["pose_rt"])]
+    )
+    loss = (model.d3d(aug["pose_ba"]) - 1).pow(2).mean() + (model.d2d(x2d) - 1).pow(2).mean()
+    loss = loss + model.regularizer(aug) + (ba / orig).mean() + (rt / orig).mean()
+    loss.backward()
+    g = model.generator
+    for name, head in (("ba", g.ba), ("bl", g.bl), ("rot", g.rot), ("trans", g.trans)):
+        assert head.head.weight.grad is not None and head.head.weight.grad.abs().sum() > 0, name
+
+
+def test_ablation_switches_build_only_the_players_used():
+    model = PoseAug(**TINY, use_ba=False, use_d2d=False, kcs_mode="full")
+    assert model.generator.ba is None and model.d2d is None and model.pool2d is None
+    assert model.d3d is not None and model.d3d.mode == "full"
+    assert model._opt_names == ["g", "d3d", "p"]
+    out = model.generator(sample_poses(8))
+    assert torch.equal(out["pose_ba"], sample_poses(8))
+    with pytest.raises(ValueError):
+        PoseAug(**TINY, use_ba=False, use_bl=False, use_rt=False)
+
+
+def test_pretrained_baseline_weights_are_loaded(tmp_path):
+    base = Baseline(backbone="simple_baseline", backbone_kwargs=TINY["backbone_kwargs"])
+    path = tmp_path / "base.ckpt"
+    torch.save({"state_dict": base.state_dict()}, path)
+    model = PoseAug(**TINY, pretrained=str(path))
+    for k, v in base.lifter.state_dict().items():
+        assert torch.equal(model.lifter.state_dict()[k], v)
+
+
+# -- the training step ---------------------------------------------------------------------------
+
+
+def record_order(model: PoseAug) -> list[str]:
+    order: list[str] = []
+    original = model._step
+
+    def step(name, module, loss):
+        order.append(name)
+        original(name, module, loss)
+
+    model._step = step
+    return order
+
+
+def test_warmup_step_updates_g_and_both_ds_but_not_the_lifter():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=2)
+    before = snapshot(model)
+    order = record_order(model)
+    trainer(max_epochs=1, limit_train_batches=1).fit(model, datamodule=data())
+    assert order == ["g", "d3d", "d2d"]
+    assert changed(before, model) == {"g", "d3d", "d2d"}
+    assert int(model.pool3d.count) == 32 and int(model.pool2d.count) == 32
+
+
+def test_iteration_schedule_step_order_and_d_frequency():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0, estimator_schedule="iteration")
+    order = record_order(model)
+    trainer(max_epochs=1, limit_train_batches=2).fit(model, datamodule=data())
+    # reference order: G, then D3d and D2d every second G step, then the estimator
+    assert order == ["g", "d3d", "d2d", "p", "g", "p"]
+    before = snapshot(model)
+    model.g_steps.fill_(1)  # an odd G step: no D update
+    trainer(max_epochs=1, limit_train_batches=1).fit(model, datamodule=data())
+    assert changed(before, model) == {"g", "p"}
+
+
+def test_epoch_schedule_trains_lifter_on_buffer_then_real_at_epoch_end():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0, estimator_schedule="epoch", in_frame_lower=False)
+    order = record_order(model)
+    trainer(max_epochs=1, limit_train_batches=3).fit(model, datamodule=data())
+    g_positions = [i for i, n in enumerate(order) if n == "g"]
+    assert len(g_positions) == 3
+    assert "p" not in order[: g_positions[-1]]  # no lifter step before the last batch
+    assert order.count("p") >= 3  # >= 1 augmented batch (if any kept) + 3 real batches
+    assert all(len(v) == 0 for v in model._buffer.values())  # cleared after the passes
+
+
+def test_feedback_forms_and_template_swap_run():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0, feedback="exp", estimator_schedule="iteration", d3d_input="rt")
+    trainer(max_epochs=1, limit_train_batches=1).fit(model, datamodule=data())
+    assert model.templates.shape == (1, 16)  # one subject in the synthetic data
+    assert math.isfinite(float(model.beta[0]))
+
+
+class ExtraTargetData(SyntheticDataModule):
+    def build_sets(self) -> DomainSets:
+        sets = super().build_sets()
+        sets.target_train = {"wild": synthetic_set(40, 9, "wild").unlabeled()}
+        return sets
+
+
+def test_extra_2d_mixes_target_poses_into_d2d_reals():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, extra_2d="wild", extra_2d_fraction=0.25)
+    trainer(max_epochs=1, limit_train_batches=1).fit(
+        model, datamodule=ExtraTargetData(num_train=96, batch_size=32)
+    )
+    assert model._extra2d is not None and model._extra2d.shape == (40, 17, 2)
+    _, real2d = model._draw_real(sample_poses(32), torch.as_tensor(synthetic_set(32, 5, "x").intrinsics))
+    hits = (real2d[:, None] == model._extra2d[None]).all(-1).all(-1).any(-1)
+    assert int(hits.sum()) == 8
+
+
+# -- DDP and resume ------------------------------------------------------------------------------
+
+
+class SameWeightsOnEveryRank(pl.Callback):
+    """Fails the run unless every player's weights agree across processes (gradients were averaged)."""
+
+    def on_train_end(self, trainer, pl_module):
+        import torch.distributed as dist
+
+        for name, module in pl_module._players().items():
+            flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+            gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+            dist.all_gather(gathered, flat)
+            assert all(torch.equal(gathered[0], g) for g in gathered), f"{name} weights differ across ranks"
+        # each rank trained on its own shard: the fake pools hold different samples
+        pools = [torch.zeros_like(pl_module.pool2d.items) for _ in range(dist.get_world_size())]
+        dist.all_gather(pools, pl_module.pool2d.items)
+        assert not torch.equal(pools[0], pools[1])
+
+
+def test_ddp_spawn_two_processes_runs_the_full_adversarial_loop(tmp_path):
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0, estimator_schedule="epoch")
+    tr = trainer(
+        callbacks=[SameWeightsOnEveryRank()],
+        strategy="ddp_spawn",
+        devices=2,
+        max_epochs=2,
+        limit_train_batches=2,
+        default_root_dir=tmp_path,
+        limit_val_batches=1,
+    )
+    tr.fit(model, datamodule=data(num_train=192))
+    # ddp_spawn copies the trained weights back to this process
+    assert tr.state.finished and int(model.g_steps) == 4
+
+
+def test_resume_restores_beta_optimizers_schedulers_and_pool(tmp_path):
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0)
+    tr = trainer(max_epochs=1, limit_train_batches=2, default_root_dir=tmp_path)
+    tr.fit(model, datamodule=data())
+    path = tmp_path / "mid.ckpt"
+    tr.save_checkpoint(path)
+    saved = {
+        "opt": copy.deepcopy([o.state_dict() for o in tr.optimizers]),
+        "sched": [s.scheduler.state_dict() for s in tr.lr_scheduler_configs],
+        "beta": model.beta.clone(),
+        "pool": model.pool3d.items.clone(),
+        "count": int(model.pool2d.count),
+        "g_steps": int(model.g_steps),
+    }
+    assert saved["sched"][0]["last_epoch"] == 1
+
+    seen: dict = {}
+
+    class Probe(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["opt"] = copy.deepcopy([o.state_dict() for o in trainer.optimizers])
+            seen["sched"] = [s.scheduler.state_dict() for s in trainer.lr_scheduler_configs]
+            seen["beta"] = pl_module.beta.clone()
+            seen["pool"] = pl_module.pool3d.items.clone()
+            seen["count"] = int(pl_module.pool2d.count)
+            seen["g_steps"] = int(pl_module.g_steps)
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.setdefault("beta_epoch2", pl_module.beta.clone())
+
+    resumed = PoseAug(**TINY, warmup=0)
+    trainer(max_epochs=2, limit_train_batches=2, default_root_dir=tmp_path, callbacks=[Probe()]).fit(
+        resumed, datamodule=data(), ckpt_path=path
+    )
+    assert torch.equal(seen["beta"], saved["beta"])
+    torch.testing.assert_close(seen["beta_epoch2"], resumed.beta_at(2))
+    assert torch.equal(seen["pool"], saved["pool"]) and seen["count"] == saved["count"]
+    assert seen["g_steps"] == saved["g_steps"]
+    assert [s["last_epoch"] for s in seen["sched"]] == [s["last_epoch"] for s in saved["sched"]]
+    for got, want in zip(seen["opt"], saved["opt"], strict=True):
+        assert got["state"].keys() == want["state"].keys()
+        for k in want["state"]:
+            for name, value in want["state"][k].items():
+                assert torch.equal(torch.as_tensor(got["state"][k][name]), torch.as_tensor(value)), (k, name)
+    assert int(resumed.g_steps) == saved["g_steps"] + 2
+
+
+def test_mid_epoch_buffer_survives_a_checkpoint_round_trip():
+    model = PoseAug(**TINY)
+    model._buffer["aug2d"].append(torch.ones(3, 17, 2))
+    ckpt = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(ckpt)
+    other = PoseAug(**TINY)
+    other.on_load_checkpoint(ckpt)
+    assert torch.equal(other._buffer["aug2d"][0], torch.ones(3, 17, 2))
