@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-RUNS ?= runs
 
 .PHONY: install demo test lint clean
 
@@ -19,8 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)  ## create .venv with torch (CPU), the package (editable) and test tools
 
 demo: install  ## train the baseline on the embedded mocap benchmark and print the results table
-	WANDB_MODE=$${WANDB_MODE:-offline} $(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml \
-		--trainer.default_root_dir $(RUNS)/demo --test_after_fit true
+	$(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml --test_after_fit true
 
 test: install  ## run the test suite (what CI runs)
 	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests

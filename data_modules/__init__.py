@@ -2,12 +2,14 @@
 
 from data_modules.base import DomainSets, PoseDataModule, UnpaddedDistributedSampler
 from data_modules.keypoints import KeypointsDataModule
+from data_modules.mocap import MocapDataModule
 from data_modules.schema import DataFormatError, PoseDataset, PoseSet
 
 __all__ = [
     "DataFormatError",
     "DomainSets",
     "KeypointsDataModule",
+    "MocapDataModule",
     "PoseDataModule",
     "PoseDataset",
     "PoseSet",

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from data_modules.schema import PoseDataset, PoseSet, collate_batch
+from data_modules.temporal import WindowedPoseDataset
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -57,6 +58,11 @@ class PoseDataModule(pl.LightningDataModule):
         num_workers: DataLoader worker processes (0 loads in the main process, which is
             fastest for the in-memory arrays used here).
         test_sets: names of the test sets to evaluate, in order; ``None`` means all.
+        receptive_field: > 1 serves ``pose2d`` as (B, T, J, 2) windows of this odd length
+            centred on each sample, edge-padded within its sequence
+            (:class:`data_modules.temporal.WindowedPoseDataset`); 1 = single frames.
+        random_stride: training only: each window's frame stride is drawn in
+            ``1..random_stride`` (AdaptPose's random temporal down-sampling).
     """
 
     def __init__(
@@ -65,6 +71,8 @@ class PoseDataModule(pl.LightningDataModule):
         eval_batch_size: int = 4096,
         num_workers: int = 0,
         test_sets: list[str] | None = None,
+        receptive_field: int = 1,
+        random_stride: int = 1,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -73,6 +81,13 @@ class PoseDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.requested_test_sets = test_sets
+        if receptive_field < 1 or receptive_field % 2 == 0 or random_stride < 1:
+            raise ValueError(
+                f"receptive_field must be odd and >= 1 and random_stride >= 1, got "
+                f"{receptive_field} and {random_stride}"
+            )
+        self.receptive_field = receptive_field
+        self.random_stride = random_stride
         self.sets: DomainSets | None = None
 
     def build_sets(self) -> DomainSets:
@@ -108,7 +123,11 @@ class PoseDataModule(pl.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
     def _loader(self, poses: PoseSet, train: bool) -> DataLoader:
-        dataset = PoseDataset(poses)
+        if self.receptive_field > 1:
+            stride = self.random_stride if train else 1
+            dataset: PoseDataset = WindowedPoseDataset(poses, self.receptive_field, stride)
+        else:
+            dataset = PoseDataset(poses)
         sampler = None
         if not train and dist.is_available() and dist.is_initialized():
             sampler = UnpaddedDistributedSampler(dataset)

@@ -44,7 +44,8 @@ class CrossDatasetDataModule(PoseDataModule):
         include_source_test: also evaluate the source's own test sets.
         selection: ``"source"`` (validate on the source's validation split) or the name of a
             test set to validate on, which marks the run as an oracle selection.
-        batch_size, eval_batch_size, num_workers, test_sets: as in :class:`PoseDataModule`.
+        batch_size, eval_batch_size, num_workers, test_sets, receptive_field, random_stride: as in
+            :class:`PoseDataModule`.
     """
 
     def __init__(
@@ -57,12 +58,16 @@ class CrossDatasetDataModule(PoseDataModule):
         eval_batch_size: int = 4096,
         num_workers: int = 0,
         test_sets: list[str] | None = None,
+        receptive_field: int = 1,
+        random_stride: int = 1,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
             num_workers=num_workers,
             test_sets=test_sets,
+            receptive_field=receptive_field,
+            random_stride=random_stride,
         )
         self.source = source
         self.targets = list(targets or [])

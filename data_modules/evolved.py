@@ -63,8 +63,12 @@ class EvolvedDataModule(PoseDataModule):
         num_workers: int = 0,
         test_sets: list[str] | None = None,
     ) -> None:
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers,
-                         test_sets=test_sets)
+        super().__init__(
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            test_sets=test_sets,
+        )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = path
@@ -92,4 +96,6 @@ class EvolvedDataModule(PoseDataModule):
             train = replace(self.load_evolved(), name="evolved")
         else:
             train = mix_sets(sets.train, self.load_evolved())
-        return DomainSets(train=train, val=sets.val, test=dict(sets.test), target_train=dict(sets.target_train))
+        return DomainSets(
+            train=train, val=sets.val, test=dict(sets.test), target_train=dict(sets.target_train)
+        )

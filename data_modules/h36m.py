@@ -548,6 +548,8 @@ class H36MDataModule(PoseDataModule):
             the 2D file lacks neck_nose. The name is appended to the test-set name.
         normalize_2d: ``screen`` (default) or ``frob``, AdaptPose's root-centred Frobenius
             normalization, which it applies to the source when the target is Ski.
+        batch_size, eval_batch_size, num_workers, test_sets, receptive_field, random_stride: as in
+            :class:`PoseDataModule` (``receptive_field=27/81/243`` for temporal lifters).
     """
 
     def __init__(
@@ -568,12 +570,16 @@ class H36MDataModule(PoseDataModule):
         eval_batch_size: int = 4096,
         num_workers: int = 0,
         test_sets: list[str] | None = None,
+        receptive_field: int = 1,
+        random_stride: int = 1,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
             eval_batch_size=eval_batch_size,
             num_workers=num_workers,
             test_sets=test_sets,
+            receptive_field=receptive_field,
+            random_stride=random_stride,
         )
         self.root = Path(root)
         self.keypoints = keypoints

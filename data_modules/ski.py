@@ -195,7 +195,9 @@ def load_adaptpose(path: str | Path, eval_joints: str = "all", labeled: bool = T
     require(data, ("positions_2d",) + (("positions_3d",) if labeled else ()), path)
     p2 = pose_array(data["positions_2d"], path, "positions_2d", 2, (16, 17))
     layout = "h36m16" if p2.shape[1] == 16 else "h36m17"
-    pose2d = frobenius_normalize(to_h36m17(p2, layout))
+    pose2d = to_h36m17(
+        frobenius_normalize(p2), layout
+    )  # normalized over the joints of the file, as AdaptPose
     n = len(pose2d)
     missing = (9,) if layout == "h36m16" else ()
     joint_set, joints = eval_joint_set(eval_joints, missing)

@@ -487,3 +487,83 @@ def write_all(root: Path) -> None:
     write_ski_labels(ski / "test" / "labels.h5", seed=2, legs_swapped=True)
     write_ski_adaptpose(ski / "data_skii_gt_train.npz")
     write_ski_adaptpose(ski / "data_skii_gt_test.npz")
+
+
+# -- BVH -------------------------------------------------------------------------------------------------
+# CMU/cgspeed-style hierarchy: name, parent, rest position (z-up metres, as REST_WORLD), end-site offset
+_BVH_JOINTS = [
+    ("Hips", None, REST_WORLD[0], None),
+    ("LeftUpLeg", "Hips", REST_WORLD[4], None),
+    ("LeftLeg", "LeftUpLeg", REST_WORLD[5], None),
+    ("LeftFoot", "LeftLeg", REST_WORLD[6], (0.0, -0.12, -0.04)),
+    ("RightUpLeg", "Hips", REST_WORLD[1], None),
+    ("RightLeg", "RightUpLeg", REST_WORLD[2], None),
+    ("RightFoot", "RightLeg", REST_WORLD[3], (0.0, -0.12, -0.04)),
+    ("Spine", "Hips", np.array([0, 0, 0.12]), None),
+    ("Spine1", "Spine", REST_WORLD[7], None),
+    ("Neck", "Spine1", REST_WORLD[8], None),
+    ("Head", "Neck", REST_WORLD[9], tuple(REST_WORLD[10] - REST_WORLD[9])),
+    ("LeftShoulder", "Neck", np.array([0.05, 0, 0.49]), None),
+    ("LeftArm", "LeftShoulder", REST_WORLD[11], None),
+    ("LeftForeArm", "LeftArm", REST_WORLD[12], None),
+    ("LeftHand", "LeftForeArm", REST_WORLD[13], (0.0, 0.0, -0.08)),
+    ("RightShoulder", "Neck", np.array([-0.05, 0, 0.49]), None),
+    ("RightArm", "RightShoulder", REST_WORLD[14], None),
+    ("RightForeArm", "RightArm", REST_WORLD[15], None),
+    ("RightHand", "RightForeArm", REST_WORLD[16], (0.0, 0.0, -0.08)),
+]
+
+
+def _yup_cm(v: np.ndarray) -> str:
+    """z-up metres -> y-up centimetres, as the file stores offsets."""
+    x, y, z = np.asarray(v, dtype=np.float64) * 100
+    return f"{x:.6f} {z:.6f} {-y:.6f}"
+
+
+def write_bvh(
+    path: Path,
+    frames: int = 20,
+    yaw_deg: np.ndarray | None = None,
+    knee_deg: np.ndarray | None = None,
+    frame_time: float = 1 / 120,
+) -> None:
+    """A y-up centimetre BVH with root translation, a root yaw (about up) and a left-knee bend per frame."""
+    pos = {name: p for name, _, p, _ in _BVH_JOINTS}
+    children: dict[str | None, list] = {}
+    for j in _BVH_JOINTS:
+        children.setdefault(j[1], []).append(j)
+    lines = ["HIERARCHY"]
+
+    def emit(joint: tuple, depth: int) -> None:
+        name, parent, p, end = joint
+        pad = "  " * depth
+        offset = p - (pos[parent] if parent else 0)
+        lines.append(f"{pad}{'JOINT' if parent else 'ROOT'} {name}")
+        lines.append(pad + "{")
+        lines.append(f"{pad}  OFFSET {_yup_cm(offset)}")
+        chans = (
+            "6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+            if not parent
+            else "3 Zrotation Xrotation Yrotation"
+        )
+        lines.append(f"{pad}  CHANNELS {chans}")
+        for child in children.get(name, []):
+            emit(child, depth + 1)
+        if end is not None:
+            lines.extend(
+                [f"{pad}  End Site", pad + "  {", f"{pad}    OFFSET {_yup_cm(np.array(end))}", pad + "  }"]
+            )
+        lines.append(pad + "}")
+
+    emit(children[None][0], 0)
+    yaw = np.zeros(frames) if yaw_deg is None else yaw_deg
+    knee = np.zeros(frames) if knee_deg is None else knee_deg
+    rows = []
+    for t in range(frames):
+        values = [2.0 * t, 95.0, 0.0, 0.0, 0.0, float(yaw[t])]  # root: position (cm), Z X Y rotation
+        for name, _parent, _, _ in _BVH_JOINTS[1:]:
+            values += [0.0, float(knee[t]) if name == "LeftLeg" else 0.0, 0.0]
+        rows.append(" ".join(f"{v:.6f}" for v in values))
+    lines += ["MOTION", f"Frames: {frames}", f"Frame Time: {frame_time:.8f}", *rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

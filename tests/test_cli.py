@@ -143,3 +143,38 @@ def test_help_documents_the_method():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--model.lr_decay_steps" in result.stdout
     assert "optimizer steps between decays" in result.stdout
+
+
+def test_shipped_demo_config_runs(tmp_path):
+    """experiments/baseline/mocap.yaml parses and runs fit + test (a few batches, tiny data)."""
+    result = run_cli(
+        "fit",
+        "--config",
+        str(ROOT / "experiments/baseline/mocap.yaml"),
+        "--test_after_fit",
+        "true",
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.limit_train_batches",
+        "2",
+        "--trainer.limit_val_batches",
+        "1",
+        "--trainer.limit_test_batches",
+        "1",
+        "--trainer.callbacks",
+        "[]",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--data.init_args.source_takes",
+        "1",
+        "--data.init_args.cache_dir",
+        str(tmp_path / "cache"),
+        "--model.init_args.backbone_kwargs",
+        "{linear_size: 32, num_stages: 1}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = json.loads(next((tmp_path / "run").rglob("results.json")).read_text())
+    assert {"source_test", "new_motion", "new_view", "moving_camera"} <= set(table)

@@ -79,7 +79,7 @@ def test_duplicate_test_set_names_are_refused(data_dir: Path) -> None:
         dm.setup()
 
 
-def test_fit_and_test_log_every_target_under_its_name(data_dir: Path) -> None:
+def test_fit_and_test_log_every_target_under_its_name(data_dir: Path, tmp_path: Path) -> None:
     pl.seed_everything(0)
     dm = cross(data_dir)
     model = Baseline(backbone_kwargs={"linear_size": 32, "num_stages": 1})
@@ -90,6 +90,7 @@ def test_fit_and_test_log_every_target_under_its_name(data_dir: Path) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
+        default_root_dir=tmp_path,  # the method adds its own checkpoint callback: keep files out of the repo
     )
     pl.Trainer(max_epochs=1, limit_train_batches=2, **kw).fit(model, datamodule=dm)
     trainer = pl.Trainer(**kw)

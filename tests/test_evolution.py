@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from helpers import _REST, SyntheticDataModule
+
 from poseshift.evolution import (
     AcceptAll,
     AkhterValidity,
@@ -46,7 +46,12 @@ def _upright(n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
     cam = rest + noise * torch.randn(n, 17, 3, generator=g, dtype=torch.float64)
     world = camera_to_upright(cam - cam[:, :1])
     yaw = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
-    c, s, o, i = torch.cos(yaw), torch.sin(yaw), torch.zeros(n, dtype=torch.float64), torch.ones(n, dtype=torch.float64)
+    c, s, o, i = (
+        torch.cos(yaw),
+        torch.sin(yaw),
+        torch.zeros(n, dtype=torch.float64),
+        torch.ones(n, dtype=torch.float64),
+    )
     rot = torch.stack([c, -s, o, s, c, o, o, o, i], -1).reshape(n, 3, 3)
     return place_on_ground(world @ rot.mT, 0.02, 0.0)
 
@@ -209,7 +214,9 @@ def _bend(world: torch.Tensor, parent: int, joint: int, child: int, direction) -
 def _facing(world: torch.Tensor) -> torch.Tensor:
     """Unit horizontal forward direction of each pose: up x (left -> right shoulder)."""
     across = world[:, 14] - world[:, 11]  # left to right shoulder
-    fwd = torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0], dtype=world.dtype).expand_as(across), across, dim=-1)
+    fwd = torch.linalg.cross(
+        torch.tensor([0.0, 0.0, 1.0], dtype=world.dtype).expand_as(across), across, dim=-1
+    )
     return fwd / fwd.norm(dim=-1, keepdim=True)
 
 
@@ -265,6 +272,7 @@ def test_learned_validity_save_load(tmp_path, local):
 
 def _fake_constraints(folder, head_ok: bool = True, forearm_ok: bool = True) -> None:
     """Constraint files in the EvoSkeleton layout (object arrays of per-record tables)."""
+
     def records(make):
         arr = np.empty((1, 10), dtype=object)
         for r in range(10):
@@ -274,9 +282,15 @@ def _fake_constraints(folder, head_ok: bool = True, forearm_ok: bool = True) -> 
     spread = records(lambda r: np.ones((121, 61)) * (head_ok or r != 4))
     plane = records(lambda r: np.broadcast_to(np.array([1.0, 0.0, 0.0, -2.0]), (121, 61, 4)).copy())
     e2 = records(lambda r: np.broadcast_to(np.array([0.0, 1.0, 0.0]), (121, 61, 3)).copy())
-    bounds = records(lambda r: np.broadcast_to(
-        np.array([-2.0, 2.0, -2.0, 2.0] if forearm_ok or r != 3 else [5.0, 6.0, 5.0, 6.0]), (121, 61, 4)).copy())
-    np.save(folder / "jointAngleModel_v2.npy", {"angleSprd": spread, "sepPlane": plane, "E2": e2, "bounds": bounds})
+    bounds = records(
+        lambda r: np.broadcast_to(
+            np.array([-2.0, 2.0, -2.0, 2.0] if forearm_ok or r != 3 else [5.0, 6.0, 5.0, 6.0]), (121, 61, 4)
+        ).copy()
+    )
+    np.save(
+        folder / "jointAngleModel_v2.npy",
+        {"angleSprd": spread, "sepPlane": plane, "E2": e2, "bounds": bounds},
+    )
     rng = np.random.default_rng(0)
     np.save(folder / "staticPose.npy", {"di": rng.normal(size=(3, 16)), "a": np.array([[0.3], [0.2], [0.9]])})
 
@@ -316,10 +330,13 @@ def test_evolve_reaches_target_and_reports_acceptance(local, model):
     assert ((world[..., 2].amin(-1) - 0.02).abs() < 0.02).all()
 
 
-@pytest.mark.parametrize("cfg", [
-    EvolutionConfig(target_ratio=1.5, mutation=False),  # crossover only
-    EvolutionConfig(target_ratio=1.5, crossover=False, mutation_kind="spherical", mutation_choice="one"),
-])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        EvolutionConfig(target_ratio=1.5, mutation=False),  # crossover only
+        EvolutionConfig(target_ratio=1.5, crossover=False, mutation_kind="spherical", mutation_choice="one"),
+    ],
+)
 def test_evolve_operator_ablations(local, cfg):
     result = evolve(local, cfg, AcceptAll(), _gen(14))
     assert len(result.population) == 600
@@ -353,9 +370,26 @@ def test_evolve_main_writes_a_pose_set(tmp_path, world):
     assert len(mixed.sets.train) == 64 + len(poses)
     assert mixed.sets.train.action_names[-1] == "evolved"
     assert mixed.test_set_names == ["alpha", "beta"]
-    alone = EvolvedDataModule(str(tmp_path / "out" / "evolved.npz"), SyntheticDataModule(num_train=64),
-                              mode="evolved", max_evolved=100)
+    alone = EvolvedDataModule(
+        str(tmp_path / "out" / "evolved.npz"),
+        SyntheticDataModule(num_train=64),
+        mode="evolved",
+        max_evolved=100,
+    )
     alone.setup("fit")
     assert len(alone.sets.train) == 100
     batch = next(iter(mixed.train_dataloader()))
     assert batch["pose2d"].shape == (32, 17, 2)
+
+
+def test_h36m_world_source(tmp_path, world):
+    from poseshift.evolution import SourceConfig, load_source
+
+    to32 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]  # H36M17 joint j sits at to32[j]
+    full = np.zeros((400, 32, 3), dtype=np.float32)
+    full[:, to32] = world.numpy()
+    positions = {"S1": {"Walking": full[:200]}, "S5": {"Eating": full[200:]}}
+    np.savez(tmp_path / "data_3d_h36m.npz", positions_3d=np.array(positions, dtype=object))
+    joints, groups = load_source(SourceConfig(kind="h36m", path=str(tmp_path), subjects=["S1"], stride=2))
+    assert joints.shape == (100, 17, 3) and (groups == 1).all()
+    assert torch.allclose(joints, world[:200:2].float().double(), atol=1e-6)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers import synthetic_set
+
 from poseshift.geometry.bones import bone_lengths
 from poseshift.geometry.local_frames import (
     LIMB_BONES,

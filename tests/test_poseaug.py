@@ -38,7 +38,10 @@ TINY = dict(
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(tmp_path, monkeypatch):
+    # LiftingModule.configure_callbacks adds a ModelCheckpoint even with enable_checkpointing=False,
+    # writing under the working directory: keep its files out of the repository
+    monkeypatch.chdir(tmp_path)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

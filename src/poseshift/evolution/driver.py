@@ -57,7 +57,8 @@ class EvolutionConfig:
         include_head: let crossover swap the neck/head too (the reference never does).
         lengths_from: children take the ``"other"`` parent's limb lengths (reference) or their ``"own"``.
         mutation: apply local mutation.
-        mutation_kind: ``"axis"`` (code: rotation about one local axis) or ``"spherical"`` (paper: theta/phi noise).
+        mutation_kind: ``"axis"`` (code: rotation about one local axis) or ``"spherical"``
+            (paper: theta/phi noise).
         mutation_candidates: ``"swapped"`` bones (reference) or all ``"limbs"`` (always the
             case without crossover).
         mutation_choice: ``"each"`` candidate with probability ``mutation_rate`` (reference) or
@@ -106,7 +107,9 @@ class EvolutionConfig:
         if not 0 < self.parent_fraction <= 0.5:
             raise ValueError(f"parent_fraction must be in (0, 0.5], got {self.parent_fraction}")
         if self.mutation_candidates not in ("swapped", "limbs"):
-            raise ValueError(f"mutation_candidates must be 'swapped' or 'limbs', got {self.mutation_candidates!r}")
+            raise ValueError(
+                f"mutation_candidates must be 'swapped' or 'limbs', got {self.mutation_candidates!r}"
+            )
         if not self.crossover and not self.mutation:
             raise ValueError("with neither crossover nor mutation the children would be copies")
         if self.chunk_size < 1:
@@ -239,7 +242,9 @@ def evolve(
         accepted = candidates = 0
         for lo in range(0, pairs, cfg.chunk_size):
             hi = min(pairs, lo + cfg.chunk_size)
-            kids, made = _children(pop.get(chosen[lo:hi]), pop.get(chosen[pairs + lo : pairs + hi]), cfg, validity, gen)
+            kids, made = _children(
+                pop.get(chosen[lo:hi]), pop.get(chosen[pairs + lo : pairs + hi]), cfg, validity, gen
+            )
             candidates += made
             accepted += len(kids)
             # appended after the generation's parents were drawn; a full store drops the rest
@@ -248,7 +253,12 @@ def evolve(
         stats.append(st)
         log.info(
             "generation %d: %d pairs, %d/%d children valid (acceptance %.1f%%), population %d",
-            g, pairs, accepted, candidates, 100 * st.acceptance, pop.size,
+            g,
+            pairs,
+            accepted,
+            candidates,
+            100 * st.acceptance,
+            pop.size,
         )
         if bar is not None:
             bar[0].update(bar[1], completed=pop.size, description=f"gen {g} acc {100 * st.acceptance:.0f}%")
@@ -309,12 +319,17 @@ class SourceConfig:
         kind: ``"mocap"``: world frames of the embedded benchmark's source clips (their
             training blocks); ``"pose_set"``: the camera-frame 3D of a PoseSet npz (turned
             upright with :func:`camera_to_upright`); ``"world"``: an npz with ``joints``
-            (N, 17, 3), z-up world metres, and optionally ``subject`` (N,).
-        path: the npz file for ``pose_set`` / ``world``.
+            (N, 17, 3), z-up world metres, and optionally ``subject`` (N,); ``"h36m"``: the
+            world 3D of Human3.6M (VideoPose3D's ``data_3d_h36m.npz``, as read by
+            :mod:`data_modules.h36m`), every frame of the chosen subjects.
+        path: the npz file for ``pose_set`` / ``world``; for ``h36m`` the folder holding
+            ``data_3d_h36m.npz`` (or the file itself).
         clips: mocap clips (``None`` = the benchmark's source clips).
         train_fraction: leading fraction of each mocap clip used (the benchmark's train block).
         fps: mocap frame rate (the benchmark's).
-        subjects: keep only these subject ids (``pose_set`` / ``world``), e.g. [1] for S1.
+        subjects: keep only these subjects, e.g. ``["S1"]`` (``h36m``) or ``["1"]`` (the integer
+            ids of ``pose_set`` / ``world`` files, as strings).
+        stride: keep every ``stride``-th frame (``h36m``; the reference uses every frame).
         fraction: keep this random fraction of the poses (e.g. 0.01 for the reference's 0.01S1).
     """
 
@@ -323,7 +338,8 @@ class SourceConfig:
     clips: list[str] | None = None
     train_fraction: float = 0.7
     fps: float = 50.0
-    subjects: list[int] | None = None
+    subjects: list[str] | None = None
+    stride: int = 1
     fraction: float = 1.0
 
 
@@ -350,11 +366,32 @@ def load_source(src: SourceConfig, seed: int = 0) -> tuple[torch.Tensor, torch.T
         else:
             joints = camera_to_upright(torch.from_numpy(data["pose3d"] + data["root3d"][:, None])).numpy()
         group = data["subject"] if "subject" in data.files else np.zeros(len(joints), dtype=np.int64)
+    elif src.kind == "h36m":
+        from data_modules.h36m import load_positions_3d
+        from data_modules.skeletons import get_layout
+
+        if not src.path:
+            raise ValueError("source kind 'h36m' needs a path (folder with data_3d_h36m.npz)")
+        path = Path(src.path)
+        positions = load_positions_3d(path / "data_3d_h36m.npz" if path.is_dir() else path)
+        subjects = src.subjects or sorted(positions)
+        missing = [s for s in subjects if s not in positions]
+        if missing:
+            raise ValueError(f"{path}: no subject(s) {missing}; present: {sorted(positions)}")
+        to17 = list(get_layout("h36m32").to_h36m17)
+        parts, groups = [], []
+        for s in subjects:
+            for key in sorted(positions[s]):
+                world = np.asarray(positions[s][key])[:: src.stride][:, to17]
+                parts.append(world)
+                groups.append(np.full(len(world), int(s.lstrip("S"))))
+        joints, group = np.concatenate(parts), np.concatenate(groups)
+        src = SourceConfig(**{**asdict(src), "subjects": None})  # already selected
     else:
-        raise ValueError(f"unknown source kind {src.kind!r}; use 'mocap', 'pose_set' or 'world'")
+        raise ValueError(f"unknown source kind {src.kind!r}; use 'mocap', 'h36m', 'pose_set' or 'world'")
     keep = np.ones(len(joints), dtype=bool)
     if src.subjects is not None:
-        keep &= np.isin(group, src.subjects)
+        keep &= np.isin(group.astype(str), [str(s).lstrip("S") for s in src.subjects])
     if src.fraction < 1:
         rng = np.random.default_rng(seed)
         keep &= rng.random(len(joints)) < src.fraction
@@ -365,18 +402,25 @@ def load_source(src: SourceConfig, seed: int = 0) -> tuple[torch.Tensor, torch.T
     )
 
 
-def project_population(joints: torch.Tensor, rig, seed: int = 0, group_size: int = 512, progress: bool = False):
+def project_population(
+    joints: torch.Tensor, rig, seed: int = 0, group_size: int = 512, recentre: bool = True
+):
     """Film world poses (M, 17, 3) with a :class:`data_modules.rig.CameraRig` into a PoseSet.
 
     The poses are cut into groups of ``group_size`` that the rig treats as one take each: one
     random placement and yaw per group, every pose seen by every camera of the rig. The loop
-    is over groups, not individuals.
+    is over groups, not individuals. With ``recentre`` every pose's root is first moved over
+    the world origin, so a group is as compact as one pose and the rig's placement applies to
+    each pose (source poses from walking clips are otherwise spread over metres and often
+    leave the cameras' view).
     """
     from data_modules.rig import render
     from data_modules.schema import PoseSet
 
     rng = np.random.default_rng(seed)
-    world = joints.double().numpy()
+    world = joints.double().numpy().copy()
+    if recentre:
+        world[..., :2] -= world[:, :1, :2]
     parts = []
     for i, lo in enumerate(range(0, len(world), group_size)):
         group = world[lo : lo + group_size]
@@ -389,10 +433,19 @@ def project_population(joints: torch.Tensor, rig, seed: int = 0, group_size: int
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     n = len(cat["pose2d"])
     return PoseSet(
-        pose2d=cat["pose2d"], pose3d=cat["pose3d"], root3d=cat["root3d"], intrinsics=cat["intrinsics"],
-        image_size=cat["image_size"], subject=np.zeros(n, dtype=np.int64), action=np.zeros(n, dtype=np.int64),
-        camera=cat["camera"], frame=cat["frame"], sequence=cat["sequence"], action_names=("evolved",),
-        name="evolved", source="poseshift evolve",
+        pose2d=cat["pose2d"],
+        pose3d=cat["pose3d"],
+        root3d=cat["root3d"],
+        intrinsics=cat["intrinsics"],
+        image_size=cat["image_size"],
+        subject=np.zeros(n, dtype=np.int64),
+        action=np.zeros(n, dtype=np.int64),
+        camera=cat["camera"],
+        frame=cat["frame"],
+        sequence=cat["sequence"],
+        action_names=("evolved",),
+        name="evolved",
+        source="poseshift evolve",
     )
 
 
@@ -432,8 +485,14 @@ def build_validity(cfg: ValidityConfig, initial: LocalPose):
     if cfg.kind == "learned":
         if cfg.model_path:
             return LearnedValidity.load(cfg.model_path, cfg.reference_torso_typo)
-        model = LearnedValidity(cfg.bin_deg, cfg.parent_bin_deg, cfg.margin_deg, cfg.parent_margin_deg,
-                                cfg.min_count, cfg.reference_torso_typo)
+        model = LearnedValidity(
+            cfg.bin_deg,
+            cfg.parent_bin_deg,
+            cfg.margin_deg,
+            cfg.parent_margin_deg,
+            cfg.min_count,
+            cfg.reference_torso_typo,
+        )
         return model.fit(initial)
     raise ValueError(f"unknown validity kind {cfg.kind!r}; use 'learned', 'akhter' or 'none'")
 
@@ -460,9 +519,15 @@ def run_evolution(
     model = build_validity(validity, initial)
     initial = LocalPose(initial.directions.float(), initial.lengths.float(), initial.root.float())
     if hasattr(model, "per_bone") and not isinstance(model, AcceptAll):
-        log.info("validity model accepts %.1f%% of the initial poses",
-                 100 * float(model(initial, from_local(initial) if isinstance(model, AkhterValidity) else None)
-                             .float().mean()))
+        log.info(
+            "validity model accepts %.1f%% of the initial poses",
+            100
+            * float(
+                model(initial, from_local(initial) if isinstance(model, AkhterValidity) else None)
+                .float()
+                .mean()
+            ),
+        )
     gen = torch.Generator().manual_seed(seed)
     result = evolve(initial, evolution, model, gen, progress=progress)
     templates = bone_length_templates(initial.lengths, groups)
@@ -483,17 +548,30 @@ def run_evolution(
         "projection_seconds": projection_s,
         "valid_new_poses_per_second": result.new_poses / max(result.seconds, 1e-9),
         "generations": [asdict(s) | {"acceptance": s.acceptance} for s in result.stats],
-        "config": {"source": asdict(source), "evolution": asdict(evolution), "validity": asdict(validity),
-                   "rig": asdict(rig), "seed": seed},
+        "config": {
+            "source": asdict(source),
+            "evolution": asdict(evolution),
+            "validity": asdict(validity),
+            "rig": asdict(rig),
+            "seed": seed,
+        },
     }
     Path(str(out) + ".json").write_text(json.dumps(summary, indent=1))
-    log.info("wrote %d 2D-3D pairs from %d poses (%d new) to %s", len(poses), len(result.population),
-             result.new_poses, out)
+    log.info(
+        "wrote %d 2D-3D pairs from %d poses (%d new) to %s",
+        len(poses),
+        len(result.population),
+        result.new_poses,
+        out,
+    )
     return summary
 
 
 def evolve_main(argv: list[str] | None = None) -> int:
-    """``poseshift evolve --config experiments/evoskeleton/<name>.yaml [--key value ...]``; returns 0 on success."""
+    """``poseshift evolve --config experiments/evoskeleton/<name>.yaml [--key value ...]``.
+
+    Returns 0 on success (the exit status).
+    """
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     from data_modules.rig import CameraRig
@@ -501,9 +579,13 @@ def evolve_main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="poseshift evolve", description="Evolve a 3D pose dataset (EvoSkeleton).")
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the options below")
     parser.add_argument("--source", type=SourceConfig, default=SourceConfig(), help="initial population")
-    parser.add_argument("--evolution", type=EvolutionConfig, default=EvolutionConfig(), help="evolution settings")
+    parser.add_argument(
+        "--evolution", type=EvolutionConfig, default=EvolutionConfig(), help="evolution settings"
+    )
     parser.add_argument("--validity", type=ValidityConfig, default=ValidityConfig(), help="natural selection")
-    parser.add_argument("--rig", type=CameraRig, default=CameraRig.h36m(), help="cameras for the 2D projection")
+    parser.add_argument(
+        "--rig", type=CameraRig, default=CameraRig.h36m(), help="cameras for the 2D projection"
+    )
     parser.add_argument("--output", type=str, default="runs/evolved/evolved.npz", help="PoseSet npz to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--group_size", type=int, default=512, help="poses per camera placement when filming")
@@ -513,11 +595,19 @@ def evolve_main(argv: list[str] | None = None) -> int:
     init = parser.instantiate(cfg)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     summary = run_evolution(
-        init.source, init.evolution, init.validity, init.output, init.rig, init.seed, init.group_size,
-        init.progress, init.threads,
+        init.source,
+        init.evolution,
+        init.validity,
+        init.output,
+        init.rig,
+        init.seed,
+        init.group_size,
+        init.progress,
+        init.threads,
     )
     print(
-        f"evolved {summary['initial']} -> {summary['population']} poses in {summary['evolution_seconds']:.1f} s "
+        f"evolved {summary['initial']} -> {summary['population']} poses "
+        f"in {summary['evolution_seconds']:.1f} s "
         f"({summary['valid_new_poses_per_second']:.0f} valid new poses/s); "
         f"{summary['pairs_2d3d']} 2D-3D pairs written to {summary['output']}",
         flush=True,

@@ -165,11 +165,20 @@ def mutate_local(
     elif kind == "spherical":
         x, y, z = v.unbind(-1)
         rho = torch.sqrt(x * x + y * y)
-        theta = torch.atan2(y, x) + torch.randn(k, generator=generator, dtype=v.dtype, device=v.device) * sigma
-        phi = torch.atan2(z, rho) + torch.randn(k, generator=generator, dtype=v.dtype, device=v.device) * sigma
+        theta = (
+            torch.atan2(y, x) + torch.randn(k, generator=generator, dtype=v.dtype, device=v.device) * sigma
+        )
+        phi = (
+            torch.atan2(z, rho) + torch.randn(k, generator=generator, dtype=v.dtype, device=v.device) * sigma
+        )
         r = torch.linalg.vector_norm(v, dim=-1)
         new = torch.stack(
-            [r * torch.cos(phi) * torch.cos(theta), r * torch.cos(phi) * torch.sin(theta), r * torch.sin(phi)], -1
+            [
+                r * torch.cos(phi) * torch.cos(theta),
+                r * torch.cos(phi) * torch.sin(theta),
+                r * torch.sin(phi),
+            ],
+            -1,
         )
     else:
         raise ValueError(f"local mutation kind must be 'axis' or 'spherical', got {kind!r}")
@@ -214,7 +223,10 @@ def mutate_global(
 
 
 def mutate_bone_lengths(
-    lengths: torch.Tensor, templates: torch.Tensor, rate: float = 0.5, generator: torch.Generator | None = None
+    lengths: torch.Tensor,
+    templates: torch.Tensor,
+    rate: float = 0.5,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Replace all bone lengths (N, 16) by a random row of ``templates`` (K, 16) with probability ``rate``.
 

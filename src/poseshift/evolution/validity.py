@@ -69,7 +69,9 @@ def _cell_centres(bin_deg: float) -> torch.Tensor:
     theta = -math.pi + (torch.arange(n_theta, dtype=torch.float64) + 0.5) * step
     phi = -math.pi / 2 + (torch.arange(n_phi, dtype=torch.float64) + 0.5) * step
     t, p = torch.meshgrid(theta, phi, indexing="ij")
-    return torch.stack([torch.cos(p) * torch.cos(t), torch.cos(p) * torch.sin(t), torch.sin(p)], -1).reshape(-1, 3)
+    return torch.stack([torch.cos(p) * torch.cos(t), torch.cos(p) * torch.sin(t), torch.sin(p)], -1).reshape(
+        -1, 3
+    )
 
 
 def _neighbours(bin_deg: float, margin_deg: float) -> torch.Tensor:
@@ -205,8 +207,23 @@ class LearnedValidity:
 
 # -- Akhter & Black constraint files ------------------------------------------------------------
 # H36M17 joints standing in for the reference's 32-joint ids
-_J = {"spine": 7, "thorax": 8, "head": 10, "lsh": 11, "lel": 12, "lwr": 13, "rsh": 14, "rel": 15,
-      "rwr": 16, "lhip": 4, "lkn": 5, "lan": 6, "rhip": 1, "rkn": 2, "ran": 3}
+_J = {
+    "spine": 7,
+    "thorax": 8,
+    "head": 10,
+    "lsh": 11,
+    "lel": 12,
+    "lwr": 13,
+    "rsh": 14,
+    "rel": 15,
+    "rwr": 16,
+    "lhip": 4,
+    "lkn": 5,
+    "lan": 6,
+    "rhip": 1,
+    "rkn": 2,
+    "ran": 3,
+}
 # the reference's nine limb vectors (parent minus child): head, L arm, L forearm, R arm,
 # R forearm, L thigh, L shin, R thigh, R shin
 _AKHTER_PARENTS = (8, 11, 12, 14, 15, 4, 5, 1, 2)
@@ -214,8 +231,17 @@ _AKHTER_CHILDREN = (10, 12, 13, 15, 16, 5, 6, 2, 3)
 _AKHTER_RECORDS = (4, 2, 3, 0, 1, 8, 9, 5, 6)  # bone -> record in the .mat tables
 _AKHTER_DI = {2: 5, 4: 2, 6: 13, 8: 9}  # child bone -> column of staticPose di
 _AKHTER_FIRST = (0, 1, 3, 5, 7)
-_AKHTER_NAMES = ("head", "l_upper_arm", "l_forearm", "r_upper_arm", "r_forearm",
-                 "l_thigh", "l_shin", "r_thigh", "r_shin")
+_AKHTER_NAMES = (
+    "head",
+    "l_upper_arm",
+    "l_forearm",
+    "r_upper_arm",
+    "r_forearm",
+    "l_thigh",
+    "l_shin",
+    "r_thigh",
+    "r_shin",
+)
 _N_THETA, _N_PHI = 121, 61
 
 
@@ -290,7 +316,9 @@ class AkhterValidity:
                 near = (torch.linalg.vector_norm(u - a, dim=-1) < 1e-4) | (
                     torch.linalg.vector_norm(u + a, dim=-1) < 1e-4
                 )
-                n = torch.where(near[:, None], torch.linalg.cross(u, x1, dim=-1), torch.linalg.cross(a, u, dim=-1))
+                n = torch.where(
+                    near[:, None], torch.linalg.cross(u, x1, dim=-1), torch.linalg.cross(a, u, dim=-1)
+                )
                 v = n / torch.linalg.vector_norm(n, dim=-1, keepdim=True).clamp_min(1e-12)
                 frame = gram_schmidt(u, v)
             local[:, k] = (frame * bones[:, k, :, None]).sum(-2)

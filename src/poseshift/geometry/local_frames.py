@@ -137,7 +137,9 @@ def child_frame(parent_dir: torch.Tensor, torso_frame: torch.Tensor, reference: 
     # R @ a for a constant a: a weighted sum of the frame's columns
     a = (torso_frame * reference.to(parent_dir)).sum(-1)
     n = torch.linalg.cross(a, u, dim=-1)
-    fallback = torch.linalg.cross((torso_frame * parent_dir.new_tensor(FALLBACK_DIRECTION)).sum(-1), u, dim=-1)
+    fallback = torch.linalg.cross(
+        (torso_frame * parent_dir.new_tensor(FALLBACK_DIRECTION)).sum(-1), u, dim=-1
+    )
     degenerate = torch.linalg.vector_norm(n, dim=-1, keepdim=True) < 1e-6
     v = _unit(torch.where(degenerate, fallback, n))
     w = torch.linalg.cross(u, v, dim=-1)
@@ -202,7 +204,7 @@ def from_local(local: LocalPose, skeleton: Skeleton = H36M17) -> torch.Tensor:
 
 
 def to_spherical(v: torch.Tensor) -> torch.Tensor:
-    """Vectors (..., 3) to (r, theta, phi) (..., 3): azimuth theta in (-pi, pi], elevation phi in [-pi/2, pi/2].
+    """Vectors (..., 3) to (r, theta, phi) (..., 3): theta in (-pi, pi], phi in [-pi/2, pi/2].
 
     ``theta = atan2(y, x)`` and ``phi = atan2(z, sqrt(x^2 + y^2))``, the reference's convention.
     """
@@ -221,4 +223,3 @@ def from_spherical(s: torch.Tensor) -> torch.Tensor:
 def limb_angles(local: LocalPose) -> torch.Tensor:
     """(theta, phi) (..., 10, 2) in radians of the limb bones, in ``LIMB_BONES`` order."""
     return to_spherical(local.directions[..., list(LIMB_BONES), :])[..., 1:]
-

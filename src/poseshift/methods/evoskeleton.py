@@ -168,8 +168,13 @@ class EvoSkeleton(LiftingModule):
         self.lifter.set_statistics(pose2d.to(self.device), pose3d.to(self.device))
         expected = self.lifter.num_learners * self.hparams.epochs_per_stage
         if self.trainer.max_epochs not in (None, -1) and self.trainer.max_epochs != expected:
-            log.warning("EvoSkeleton: trainer.max_epochs = %s but %d learners x %d epochs_per_stage = %d",
-                        self.trainer.max_epochs, self.lifter.num_learners, self.hparams.epochs_per_stage, expected)
+            log.warning(
+                "EvoSkeleton: trainer.max_epochs = %s but %d learners x %d epochs_per_stage = %d",
+                self.trainer.max_epochs,
+                self.lifter.num_learners,
+                self.hparams.epochs_per_stage,
+                expected,
+            )
 
     def _training_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
         dm = getattr(self.trainer, "datamodule", None)
@@ -193,8 +198,10 @@ class EvoSkeleton(LiftingModule):
         self.lifter.active.fill_(stage + 1)
         if stage != self._announced:
             first = stage * self.hparams.epochs_per_stage
-            msg = (f"cascade stage {stage + 1}/{self.lifter.num_learners}: training learner {stage} "
-                   f"from epoch {first} (earlier learners frozen)")
+            msg = (
+                f"cascade stage {stage + 1}/{self.lifter.num_learners}: training learner {stage} "
+                f"from epoch {first} (earlier learners frozen)"
+            )
             log.info(msg)
             if self.trainer.is_global_zero:
                 print(msg, flush=True)

@@ -464,9 +464,15 @@ class PoseAug(LiftingModule):
         pck_joints: str = "all",
         flip_test: bool = False,
         monitor: str = "val/mpjpe",
+        per_action: bool = False,
     ) -> None:
         super().__init__(
-            backbone, backbone_kwargs, pck_joints=pck_joints, flip_test=flip_test, monitor=monitor
+            backbone,
+            backbone_kwargs,
+            pck_joints=pck_joints,
+            flip_test=flip_test,
+            monitor=monitor,
+            per_action=per_action,
         )
         if feedback not in ("ratio", "exp"):
             raise ValueError(f"feedback must be 'ratio' or 'exp', got {feedback!r}")

@@ -1,0 +1,270 @@
+"""Training speed of the baseline and of PoseAug on CPU, against plain PyTorch and the matmul ceiling.
+
+For each backbone (SimpleBaseline, VideoPose3D-1f) at the reference batch size (1024) it reports
+training samples per second of
+
+* a baseline step (Lightning ``Baseline``) and the same step as a plain PyTorch loop;
+* a full PoseAug iteration (augmentor step, D3d + D2d every second step, feedback through the
+  lifter; Lightning ``PoseAug``) and the same computation as a plain PyTorch loop;
+* a whole PoseAug epoch on the embedded mocap benchmark (bone-length swap, G and D steps, the
+  estimator passes over the augmented buffer and the real pairs), in *source* samples per second;
+
+plus the achieved GFLOP/s of each step (FLOPs counted by ``torch.utils.flop_counter``) against a
+plain 1024-wide ``nn.Linear`` forward + backward on the same machine, the practical ceiling.
+
+Usage::
+
+    python benchmarks/bench_speed.py [--backbones simple_baseline videopose] [--steps 20] [--threads N]
+
+A shared machine makes the numbers noisy: the script reports the median over timed steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from data_modules.mocap import MocapDataModule  # noqa: E402
+from poseshift.augment import bone_length_templates, in_frame, reproject  # noqa: E402
+from poseshift.methods.baseline import Baseline  # noqa: E402
+from poseshift.methods.poseaug import PoseAug, lsgan_loss  # noqa: E402
+
+BACKBONE_KWARGS = {
+    "simple_baseline": {"num_stages": 2, "dropout": 0.25},
+    "videopose": {"dropout": 0.25},
+}
+BATCH = 1024
+
+
+def _median_rate(times: list[float], batch: int) -> float:
+    return batch / statistics.median(times)
+
+
+def matmul_ceiling(steps: int) -> float:
+    """GFLOP/s of a 1024x1024 Linear forward + backward on a (1024, 1024) batch (3 matmuls)."""
+    layer = torch.nn.Linear(1024, 1024)
+    x = torch.randn(BATCH, 1024, requires_grad=True)
+    flops = 3 * 2 * BATCH * 1024 * 1024
+    times = []
+    for i in range(steps + 3):
+        t = time.perf_counter()
+        layer(x).sum().backward()
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    return flops / statistics.median(times) / 1e9
+
+
+# -- plain PyTorch loops ---------------------------------------------------------------------------
+def plain_baseline_step(lifter: torch.nn.Module, opt: torch.optim.Optimizer, x2d, x3d) -> None:
+    opt.zero_grad(set_to_none=True)
+    F.mse_loss(lifter(x2d), x3d).backward()
+    torch.nn.utils.clip_grad_norm_(lifter.parameters(), 1.0)
+    opt.step()
+
+
+def plain_poseaug_step(model: PoseAug, opts: dict, batch: dict, step: int) -> None:
+    """What ``PoseAug._training_step`` computes (non-final batch, after warm-up), without Lightning."""
+    hp = model.hparams
+    cam = batch["intrinsics"]
+    pose = model._swap(batch["pose3d"] + batch["root3d"][:, None])
+    pose2d = reproject(pose, cam)
+    players = model._players()
+
+    def update(name, loss):
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(players[name].parameters(), 1.0)
+        opts[name].step()
+
+    for p in [*model.d3d.parameters(), *model.d2d.parameters(), *model.lifter.parameters()]:
+        p.requires_grad_(False)
+    aug = model.generator(pose)
+    ba2d, rt2d = reproject(aug["pose_ba"], cam), reproject(aug["pose_rt"], cam)
+    loss = hp.w_adv3d * 0.5 * lsgan_loss(model.d3d(aug["pose_ba"]), 1.0)
+    loss = loss + hp.w_adv2d * 0.5 * lsgan_loss(model.d2d(rt2d), 1.0) + hp.w_reg * model.regularizer(aug)
+    orig, ba, rt = model.feedback_errors([(pose2d, pose), (ba2d, aug["pose_ba"]), (rt2d, aug["pose_rt"])])
+    update("g", loss + model.feedback_loss(orig, ba, rt))
+    for p in [*model.d3d.parameters(), *model.d2d.parameters(), *model.lifter.parameters()]:
+        p.requires_grad_(True)
+    if step % hp.d_every == 0:
+        real3d, real2d = model._draw_real(pose, cam)
+        fake = model.pool3d(aug["pose_ba"].detach())
+        update("d3d", 0.5 * (lsgan_loss(model.d3d(real3d), 1.0) + lsgan_loss(model.d3d(fake), 0.0)))
+        fake = model.pool2d(rt2d.detach())
+        update("d2d", 0.5 * (lsgan_loss(model.d2d(real2d), 1.0) + lsgan_loss(model.d2d(fake), 0.0)))
+    keep = in_frame(rt2d)
+    model._buffer["aug2d"].append(rt2d.detach()[keep])
+
+
+def _batches(dm: MocapDataModule, n: int) -> list[dict]:
+    out = []
+    for b in dm.train_dataloader():
+        out.append(b)
+        if len(out) == n:
+            break
+    return out
+
+
+def _count_flops(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+# -- Lightning timing ------------------------------------------------------------------------------
+class BatchTimer(pl.Callback):
+    """Wall time of every training batch and of every epoch."""
+
+    def __init__(self) -> None:
+        self.batch: list[float] = []
+        self.epoch: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.batch.append(time.perf_counter() - self._t)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._e = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epoch.append(time.perf_counter() - self._e)
+
+
+def _trainer(callbacks, **kw) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        default_root_dir="runs/bench-speed",
+        **kw,
+    )
+
+
+def bench_backbone(name: str, dm: MocapDataModule, steps: int, epoch_batches: int | None) -> dict:
+    kw = BACKBONE_KWARGS[name]
+    batches = _batches(dm, steps + 2)
+    res: dict[str, float] = {}
+
+    # baseline: plain loop
+    base = Baseline(backbone=name, backbone_kwargs=kw)
+    lifter = base.lifter.train()
+    opt = torch.optim.Adam(lifter.parameters(), lr=1e-3)
+    times = []
+    for i, b in enumerate(batches):
+        t = time.perf_counter()
+        plain_baseline_step(lifter, opt, b["pose2d"], b["pose3d"])
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    res["baseline_plain_sps"] = _median_rate(times, BATCH)
+    flops = _count_flops(lambda: plain_baseline_step(lifter, opt, batches[0]["pose2d"], batches[0]["pose3d"]))
+    res["baseline_gflops_per_step"] = flops / 1e9
+    res["baseline_plain_gflops_s"] = flops / statistics.median(times) / 1e9
+
+    # baseline: Lightning
+    timer = BatchTimer()
+    _trainer([timer], max_steps=steps + 2).fit(Baseline(backbone=name, backbone_kwargs=kw), datamodule=dm)
+    res["baseline_lightning_sps"] = _median_rate(timer.batch[2:], BATCH)
+
+    # PoseAug iteration: plain loop (after warm-up: feedback on)
+    model = PoseAug(backbone=name, backbone_kwargs=kw, warmup=0)
+    model.train()
+    train = dm.sets.train  # what PoseAug.setup takes from the DataModule
+    model._real3d = torch.as_tensor(train.pose3d) + torch.as_tensor(train.root3d)[:, None]
+    model._real_cam = torch.as_tensor(train.intrinsics)
+    model.templates = bone_length_templates(model._real3d, torch.as_tensor(train.subject))
+    opts = {n: torch.optim.Adam(m.parameters(), lr=1e-4) for n, m in model._players().items()}
+    times = []
+    for i, b in enumerate(batches):
+        t = time.perf_counter()
+        plain_poseaug_step(model, opts, b, i)
+        if i >= 2:
+            times.append(time.perf_counter() - t)
+    res["poseaug_iter_plain_sps"] = _median_rate(times, BATCH)
+    flops = sum(_count_flops(lambda s=s: plain_poseaug_step(model, opts, batches[0], s)) for s in (0, 1)) / 2
+    res["poseaug_gflops_per_iter"] = flops / 1e9
+    res["poseaug_plain_gflops_s"] = flops / statistics.median(times) / 1e9
+
+    # PoseAug: Lightning, per iteration (non-final batches) and whole epochs
+    timer = BatchTimer()
+    model = PoseAug(backbone=name, backbone_kwargs=kw, warmup=0, epochs=2)
+    limit = epoch_batches if epoch_batches else 1.0
+    _trainer([timer], max_epochs=2, limit_train_batches=limit).fit(model, datamodule=dm)
+    per_epoch = len(timer.batch) // 2
+    iters = (
+        timer.batch[1 : per_epoch - 1] + timer.batch[per_epoch + 1 : -1]
+    )  # drop the estimator-pass batches
+    res["poseaug_iter_lightning_sps"] = _median_rate(iters, BATCH)
+    res["poseaug_epoch_source_sps"] = per_epoch * BATCH / min(timer.epoch)
+    res["epoch_batches"] = per_epoch
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbones", nargs="+", default=["simple_baseline", "videopose"])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser.add_argument(
+        "--epoch-batches", type=int, default=None, help="limit the timed epochs (default: all)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--output", default="runs/bench-speed/speed.json")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pl.seed_everything(0, verbose=False)
+    dm = MocapDataModule(batch_size=BATCH)
+    dm.setup("fit")
+    ceiling = matmul_ceiling(args.steps)
+    print(
+        f"threads {torch.get_num_threads()}; matmul ceiling (1024-wide Linear fwd+bwd): {ceiling:.1f} GFLOP/s"
+    )
+    results = {"threads": torch.get_num_threads(), "matmul_gflops_s": ceiling, "backbones": {}}
+    header = (
+        "| backbone | baseline PL | baseline plain | PL/plain | PoseAug iter PL | PoseAug iter plain | "
+        "PL/plain | PoseAug epoch (source) | baseline GFLOP/s (% ceiling) | PoseAug GFLOP/s (% ceiling) |"
+    )
+    lines = [header, "|---" * 10 + "|"]
+    for name in args.backbones:
+        r = bench_backbone(name, dm, args.steps, args.epoch_batches)
+        results["backbones"][name] = r
+        lines.append(
+            f"| {name} | {r['baseline_lightning_sps']:.0f} | {r['baseline_plain_sps']:.0f} | "
+            f"{r['baseline_lightning_sps'] / r['baseline_plain_sps']:.2f} | "
+            f"{r['poseaug_iter_lightning_sps']:.0f} | "
+            f"{r['poseaug_iter_plain_sps']:.0f} | "
+            f"{r['poseaug_iter_lightning_sps'] / r['poseaug_iter_plain_sps']:.2f} | "
+            f"{r['poseaug_epoch_source_sps']:.0f} | {r['baseline_plain_gflops_s']:.1f} "
+            f"({100 * r['baseline_plain_gflops_s'] / ceiling:.0f}%) | {r['poseaug_plain_gflops_s']:.1f} "
+            f"({100 * r['poseaug_plain_gflops_s'] / ceiling:.0f}%) |"
+        )
+    table = "\n".join(lines)
+    print("training samples/s at batch 1024 (median over steps):\n" + table)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    out.with_suffix(".md").write_text(table + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()

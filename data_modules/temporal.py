@@ -1,0 +1,89 @@
+"""Temporal windows over a :class:`PoseSet` for temporal lifters (VideoPose3D, AdaptPose).
+
+Sample ``i`` becomes the window of ``receptive_field`` (odd: 27, 81, 243, ...) 2D poses centred
+on it, taken from the samples of the same contiguous sequence (consecutive samples with one
+``sequence`` id). Frames beyond either end of the sequence repeat the edge frame, as
+VideoPose3D pads its inputs (``np.pad(..., "edge")``), so every sample keeps a full window
+and nothing is dropped. Labels (``pose3d``, ``root3d``) and ids stay those of the centre frame.
+
+``random_stride > 1`` is AdaptPose's random temporal down-sampling for training: each sample
+draws its own stride in ``1..random_stride`` and its window skips frames accordingly
+(``offsets * stride``), still clamped to the sequence.
+
+Batches carry ``pose2d`` as (B, T, J, 2); everything else as in :class:`PoseDataset`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from data_modules.schema import DataFormatError, PoseDataset, PoseSet
+
+
+def sequence_bounds(sequence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First index and one-past-last index of each sample's run of equal sequence ids."""
+    n = len(sequence)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    change = np.flatnonzero(np.diff(sequence) != 0) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [n]])
+    run = np.repeat(np.arange(len(starts)), ends - starts)
+    return starts[run], ends[run]
+
+
+class WindowedPoseDataset(PoseDataset):
+    """A :class:`PoseDataset` whose ``pose2d`` is a window of ``receptive_field`` frames.
+
+    Args:
+        poses: the set; samples of one sequence must be consecutive and in time order.
+        receptive_field: odd window length T.
+        random_stride: largest per-sample stride drawn in training (1 = always contiguous).
+        seed: seed of the stride draws.
+    """
+
+    def __init__(self, poses: PoseSet, receptive_field: int, random_stride: int = 1, seed: int = 0) -> None:
+        if receptive_field < 1 or receptive_field % 2 == 0:
+            raise ValueError(f"receptive_field must be a positive odd number, got {receptive_field}")
+        if random_stride < 1:
+            raise ValueError(f"random_stride must be >= 1, got {random_stride}")
+        runs = np.flatnonzero(np.diff(poses.sequence) != 0)
+        if len(np.unique(poses.sequence)) != len(runs) + (len(poses) > 0):
+            raise DataFormatError(
+                f"{poses.source}: {poses.name}.sequence: samples of a sequence are not "
+                "consecutive; temporal windows need each sequence stored contiguously"
+            )
+        same = np.diff(poses.sequence) == 0
+        if (np.diff(poses.frame)[same] <= 0).any():
+            raise DataFormatError(
+                f"{poses.source}: {poses.name}.frame: frames within a sequence are not increasing"
+            )
+        super().__init__(poses)
+        start, end = sequence_bounds(poses.sequence)
+        self._start = torch.from_numpy(start)
+        self._last = torch.from_numpy(end - 1)
+        pad = receptive_field // 2
+        self._offsets = torch.arange(-pad, pad + 1)
+        self.receptive_field = receptive_field
+        self.random_stride = random_stride
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def window_indices(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) sample indices of the windows centred on ``idx``, edge-clamped per sequence."""
+        if self.random_stride > 1:
+            stride = torch.randint(1, self.random_stride + 1, (len(idx), 1), generator=self._generator)
+        else:
+            stride = torch.ones(len(idx), 1, dtype=torch.long)
+        pos = idx[:, None] + self._offsets[None] * stride
+        return torch.minimum(torch.maximum(pos, self._start[idx, None]), self._last[idx, None])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.__getitems__([index])
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        batch = {k: v[idx] for k, v in self._tensors.items() if k != "pose2d"}
+        batch["pose2d"] = self._tensors["pose2d"][self.window_indices(idx)]
+        return batch
