@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from data_modules.mocap import MocapDataModule  # noqa: E402
 from poseshift.augment import bone_length_templates, in_frame, reproject  # noqa: E402
 from poseshift.methods.baseline import Baseline  # noqa: E402
-from poseshift.methods.poseaug import PoseAug, lsgan_loss  # noqa: E402
+from poseshift.methods.poseaug import PoseAug, discriminator_loss, lsgan_loss  # noqa: E402
 
 BACKBONE_KWARGS = {
     "simple_baseline": {"num_stages": 2, "dropout": 0.25},
@@ -100,10 +100,8 @@ def plain_poseaug_step(model: PoseAug, opts: dict, batch: dict, step: int) -> No
         p.requires_grad_(True)
     if step % hp.d_every == 0:
         real3d, real2d = model._draw_real(pose, cam)
-        fake = model.pool3d(aug["pose_ba"].detach())
-        update("d3d", 0.5 * (lsgan_loss(model.d3d(real3d), 1.0) + lsgan_loss(model.d3d(fake), 0.0)))
-        fake = model.pool2d(rt2d.detach())
-        update("d2d", 0.5 * (lsgan_loss(model.d2d(real2d), 1.0) + lsgan_loss(model.d2d(fake), 0.0)))
+        update("d3d", discriminator_loss(model.d3d, real3d, model.pool3d(aug["pose_ba"].detach())))
+        update("d2d", discriminator_loss(model.d2d, real2d, model.pool2d(rt2d.detach())))
     keep = in_frame(rt2d)
     model._buffer["aug2d"].append(rt2d.detach()[keep])
 

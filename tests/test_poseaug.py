@@ -11,16 +11,18 @@ import torch
 from helpers import SyntheticDataModule, synthetic_set
 
 from data_modules.base import DomainSets
-from poseshift.augment import bone_length_scale
+from poseshift.augment import bone_length_scale, reproject
 from poseshift.geometry import H36M17, part_kcs
 from poseshift.methods.baseline import Baseline
 from poseshift.methods.poseaug import (
     FakePool,
     KCSDiscriminator,
     PoseAug,
+    discriminator_loss,
     feedback_matrix,
     feedback_ratio_loss,
     grouped_pose_error,
+    lsgan_loss,
     range_loss,
     rectified_l2,
 )
@@ -123,6 +125,23 @@ def test_fake_pool_fills_then_swaps_half_and_keeps_state():
     assert torch.equal(clone.items, pool.items) and int(clone.count) == 8
 
 
+def test_batched_passes_equal_separate_ones():
+    torch.manual_seed(0)
+    x = sample_poses()
+    d3d = KCSDiscriminator(width=16)
+    real, fake = x, x.flip(0) * 1.1
+    separate = 0.5 * (lsgan_loss(d3d(real), 1.0) + lsgan_loss(d3d(fake), 0.0))
+    torch.testing.assert_close(discriminator_loss(d3d, real, fake), separate)
+    model = PoseAug(**TINY, feedback_train_mode=False)  # eval BN: batch composition cannot matter
+    cam = torch.as_tensor(synthetic_set(32, 5, "x").intrinsics)
+    aug = model.generator(x)
+    pairs = [(reproject(p, cam), p) for p in (x, aug["pose_ba"], aug["pose_rt"])]
+    batched = model.feedback_errors(pairs)
+    model.hparams.batched_feedback = False
+    for a, b in zip(batched, model.feedback_errors(pairs), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_beta_and_lr_schedules_follow_the_reference():
     model = PoseAug(**{**TINY, "epochs": 50})
     torch.testing.assert_close(model.beta_at(1), torch.tensor([3.04, 17.0]))
@@ -171,8 +190,6 @@ def test_gradients_reach_every_generator_head():
     x = sample_poses()
     cam = torch.as_tensor(synthetic_set(32, 5, "x").intrinsics)
     aug = model.generator(x)
-    from poseshift.augment import reproject
-
     x2d = reproject(aug["pose_rt"], cam)
     orig, ba, rt = model.feedback_errors(
         [(reproject(x, cam), x), (reproject(aug["pose_ba"], cam), aug["pose_ba"]), (x2d, aug["pose_rt"])]
@@ -376,3 +393,67 @@ def test_mid_epoch_buffer_survives_a_checkpoint_round_trip():
     other = PoseAug(**TINY)
     other.on_load_checkpoint(ckpt)
     assert torch.equal(other._buffer["aug2d"][0], torch.ones(3, 17, 2))
+
+
+def test_figure7_viewpoints_and_plot():
+    from helpers import _REST
+
+    from poseshift.methods.poseaug import body_frame_viewpoint, viewpoint_position_figure
+
+    pose = torch.tensor(_REST, dtype=torch.float32)[None] + torch.tensor([0.0, 0.0, 5.0])
+    az, el = body_frame_viewpoint(pose)  # the rest pose faces the camera
+    assert abs(float(az)) < 1e-3 and abs(float(el)) < 1e-3
+    turned = pose.clone()
+    turned[..., 0] = -(pose[..., 2] - 5.0)  # rotate 90 degrees about the vertical axis
+    turned[..., 2] = pose[..., 0] + 5.0
+    assert abs(abs(float(body_frame_viewpoint(turned)[0])) - 90) < 1e-3
+    fig = viewpoint_position_figure(sample_poses(), sample_poses(16))
+    assert len(fig.axes) == 4
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.histograms: list[str] = []
+        self.figures: list[str] = []
+
+    def add_histogram(self, tag, values, step):
+        self.histograms.append(tag)
+
+    def add_figure(self, tag, figure, step):
+        self.figures.append(tag)
+
+
+class RecordingLogger(pl.loggers.Logger):
+    """A TensorBoard-like logger that records histogram and figure calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._experiment = _Recorder()
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @property
+    def experiment(self) -> _Recorder:
+        return self._experiment
+
+    def log_metrics(self, metrics, step=None) -> None:
+        pass
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+
+def test_augmentation_histograms_and_figure_are_logged():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, log_every_n_steps_hist=1, figure_every_n_epochs=1)
+    logger = RecordingLogger()
+    trainer(max_epochs=1, limit_train_batches=2, logger=logger).fit(model, datamodule=data())
+    assert "aug/rotation_deg" in logger.experiment.histograms
+    assert "aug/bone_length_ratio" in logger.experiment.histograms
+    assert logger.experiment.figures == ["poseaug/figure7"]

@@ -1,11 +1,17 @@
 """``poseshift fit|validate|test|predict --config experiments/...yaml`` (LightningCLI).
 
+Two more commands sit beside Lightning's: ``poseshift data check|convert`` (dataset folders)
+and ``poseshift evolve --config ...`` (EvoSkeleton's offline dataset evolution).
+
 Model and data are chosen by class path in the YAML (``model.class_path``,
 ``data.class_path``); every constructor argument is a documented option
 (``poseshift fit --help``, ``poseshift fit --model.help poseshift.methods.Baseline``).
 """
 
 from __future__ import annotations
+
+import importlib
+import sys
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -50,8 +56,22 @@ class PoseShiftCLI(LightningCLI):
         self.trainer.callbacks.append(NpzPredictionWriter(output))
 
 
-def main(args: list[str] | None = None) -> PoseShiftCLI:
+# commands that are not LightningCLI subcommands: name -> (module, function taking argv)
+EXTRA_COMMANDS = {
+    "data": ("data_modules.commands", "main"),
+    "evolve": ("poseshift.evolution.driver", "evolve_main"),
+}
+
+
+def main(args: list[str] | None = None) -> PoseShiftCLI | None:
     """Entry point of the ``poseshift`` command (``args`` for calling it from Python)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] in EXTRA_COMMANDS:
+        module, function = EXTRA_COMMANDS[argv[0]]
+        code = getattr(importlib.import_module(module), function)(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return None
     return PoseShiftCLI(
         LiftingModule,
         pl.LightningDataModule,
@@ -59,7 +79,7 @@ def main(args: list[str] | None = None) -> PoseShiftCLI:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        args=args,
+        args=argv,
     )
 
 

@@ -150,16 +150,24 @@ class LiftingModule(pl.LightningModule):
         return self.lift_for_eval(batch["pose2d"])
 
     def configure_callbacks(self) -> list[Callback]:
+        """Keep the best checkpoint by ``monitor`` (replacing Lightning's default one) and print results.
+
+        With ``enable_checkpointing=False`` no checkpoint callback is added.
+        """
         from poseshift.callbacks import ResultsTable
 
-        checkpoint = ModelCheckpoint(
-            monitor=self.monitor,
-            mode="min",
-            save_last=True,
-            filename="best-{epoch:03d}",
-            auto_insert_metric_name=False,
-        )
-        return [checkpoint, ResultsTable()]
+        callbacks: list[Callback] = [ResultsTable()]
+        if self.trainer.checkpoint_callback is not None:
+            callbacks.append(
+                ModelCheckpoint(
+                    monitor=self.monitor,
+                    mode="min",
+                    save_last=True,
+                    filename="best-{epoch:03d}",
+                    auto_insert_metric_name=False,
+                )
+            )
+        return callbacks
 
     # -- helpers for manual optimization ----------------------------------------------------------
     def optimizer_step_with_clip(

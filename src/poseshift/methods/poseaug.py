@@ -75,6 +75,15 @@ def lsgan_loss(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, target))
 
 
+def discriminator_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """LSGAN D loss ``0.5 [mean (D(real) - 1)^2 + mean D(fake)^2]``, real and fake in one forward.
+
+    One batched forward is exact because PoseAug's discriminators have no BatchNorm.
+    """
+    out = disc(torch.cat([real, fake]))
+    return 0.5 * (lsgan_loss(out[: len(real)], 1.0) + lsgan_loss(out[len(real) :], 0.0))
+
+
 def feedback_exp_loss(
     aug_error: torch.Tensor, orig_error: torch.Tensor, beta: float | torch.Tensor
 ) -> torch.Tensor:
@@ -680,15 +689,22 @@ class PoseAug(LiftingModule):
         return loss
 
     def feedback_errors(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """Grouped lifter errors (B, 3) of (2D, 3D) pairs, lifter weights frozen, one batched pass."""
+        """Grouped lifter errors (B, 3) of (2D, 3D) pairs; lifter weights frozen.
+
+        The first pair is the un-augmented reference: its error carries no gradient to G, so it
+        is evaluated without a graph (the backward then skips its rows). The others share one
+        batched pass unless ``batched_feedback`` is off (then one pass each, as the reference).
+        """
         was_training = self.lifter.training
         self.lifter.train(self.hparams.feedback_train_mode)
         try:
-            if self.hparams.batched_feedback:
-                x2d = torch.cat([p[0] for p in pairs])
-                pred = self.lifter(x2d).split([p[0].shape[0] for p in pairs])
+            with torch.no_grad():
+                pred = [self.lifter(pairs[0][0])]
+            rest = pairs[1:]
+            if self.hparams.batched_feedback and len(rest) > 1:
+                pred += list(self.lifter(torch.cat([p[0] for p in rest])).split([len(p[0]) for p in rest]))
             else:
-                pred = [self.lifter(p[0]) for p in pairs]
+                pred += [self.lifter(p[0]) for p in rest]
         finally:
             self.lifter.train(was_training)
         return [grouped_pose_error(y, p[1], self.fb_matrix) for y, p in zip(pred, pairs, strict=True)]
@@ -746,13 +762,11 @@ class PoseAug(LiftingModule):
         if self.global_step_g % hp.d_every == 0 and (self.d3d is not None or self.d2d is not None):
             real3d, real2d = self._draw_real(pose, cam)
             if self.d3d is not None:
-                fake = self.pool3d(fake3d.detach())
-                d_loss = 0.5 * (lsgan_loss(self.d3d(real3d), 1.0) + lsgan_loss(self.d3d(fake), 0.0))
+                d_loss = discriminator_loss(self.d3d, real3d, self.pool3d(fake3d.detach()))
                 self._step("d3d", self.d3d, d_loss)
                 self.log("train/d3d_loss", d_loss.detach())
             if self.d2d is not None:
-                fake = self.pool2d(aug2d_rt.detach())
-                d_loss = 0.5 * (lsgan_loss(self.d2d(real2d), 1.0) + lsgan_loss(self.d2d(fake), 0.0))
+                d_loss = discriminator_loss(self.d2d, real2d, self.pool2d(aug2d_rt.detach()))
                 self._step("d2d", self.d2d, d_loss)
                 self.log("train/d2d_loss", d_loss.detach())
         self.global_step_g += 1
@@ -769,7 +783,7 @@ class PoseAug(LiftingModule):
                 p_loss = F.mse_loss(self.lifter(x2d), x3d)
                 self._step("p", self.lifter, p_loss)
                 self.log("train/p_loss", p_loss.detach(), prog_bar=True)
-        else:
+        elif self.after_warmup:  # nothing to buffer during warm-up: the lifter is not trained then
             for key, value in (
                 ("aug2d", aug2d),
                 ("aug3d", aug3d),
@@ -777,12 +791,10 @@ class PoseAug(LiftingModule):
                 ("real3d", batch["pose3d"]),
             ):
                 self._buffer[key].append(value.detach())
-            last = batch_idx + 1 >= self.trainer.num_training_batches
-            if last:
-                if self.after_warmup:
-                    bs = hp.estimator_batch_size or batch["pose2d"].shape[0]
-                    self.log("train/p_loss_aug", self.estimator_pass("aug", bs))
-                    self.log("train/p_loss_real", self.estimator_pass("real", bs))
+            if batch_idx + 1 >= self.trainer.num_training_batches:  # the epoch's last batch
+                bs = hp.estimator_batch_size or batch["pose2d"].shape[0]
+                self.log("train/p_loss_aug", self.estimator_pass("aug", bs))
+                self.log("train/p_loss_real", self.estimator_pass("real", bs))
                 for v in self._buffer.values():
                     v.clear()
 
@@ -797,6 +809,8 @@ class PoseAug(LiftingModule):
 
     def estimator_pass(self, which: str, batch_size: int) -> torch.Tensor:
         """One shuffled pass of lifter steps over the epoch's ``"aug"`` or ``"real"`` buffer; mean loss."""
+        if not self._buffer[f"{which}2d"]:
+            return torch.zeros(())
         x2d, x3d = torch.cat(self._buffer[f"{which}2d"]), torch.cat(self._buffer[f"{which}3d"])
         n = len(x2d)
         if self._distributed:  # equal step counts on every process, or the all-reduces deadlock
@@ -887,14 +901,15 @@ def body_frame_viewpoint(
     """Azimuth and elevation (deg) of the camera seen from the body of absolute poses (N, J, 3).
 
     Body frame: x from the left to the right hip, y up the spine (pelvis -> thorax, made
-    orthogonal to x), z = x cross y (facing direction). The camera sits at the origin.
+    orthogonal to x), z = y cross x (the facing direction). The camera sits at the origin, so a
+    subject facing it is at azimuth 0, elevation 0.
     """
     r_hip, l_hip = skeleton.index("r_hip"), skeleton.index("l_hip")
     thorax = skeleton.index("thorax")
     x = F.normalize(pose[:, r_hip] - pose[:, l_hip], dim=-1)
     up = pose[:, thorax] - pose[:, 0]
     y = F.normalize(up - (up * x).sum(-1, keepdim=True) * x, dim=-1)
-    z = torch.cross(x, y, dim=-1)
+    z = torch.cross(y, x, dim=-1)  # facing direction: up x right
     cam = F.normalize(-pose[:, 0], dim=-1)
     cx, cy, cz = (cam * x).sum(-1), (cam * y).sum(-1), (cam * z).sum(-1)
     return torch.rad2deg(torch.atan2(cx, cz)), torch.rad2deg(torch.asin(cy.clamp(-1, 1)))
