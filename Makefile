@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean bench-data
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ demo: install  ## train the baseline on the embedded mocap benchmark and print t
 
 test: install  ## run the test suite (what CI runs)
 	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests
+
+bench-data: install  ## full-size H36M-format file set: load time and peak memory (targets < 20 s, < 4 GB)
+	$(PY) benchmarks/bench_data.py
 
 lint: install  ## ruff
 	$(VENV)/bin/ruff check .

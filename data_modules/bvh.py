@@ -27,6 +27,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -331,21 +332,9 @@ class BVHDataModule(PoseDataModule):
         val_every: int = 10,
         test_every: int = 5,
         seed: int = 0,
-        batch_size: int = 1024,
-        eval_batch_size: int = 4096,
-        num_workers: int = 0,
-        test_sets: list[str] | None = None,
-        receptive_field: int = 1,
-        random_stride: int = 1,
+        **loader: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            test_sets=test_sets,
-            receptive_field=receptive_field,
-            random_stride=random_stride,
-        )
+        super().__init__(**loader)
         self.folder = Path(folder)
         self.joint_map, self.scale, self.up, self.fps = joint_map, scale, up, fps
         self.rig = rig or CameraRig.h36m()

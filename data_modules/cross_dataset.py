@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.schema import PoseSet
@@ -44,8 +45,8 @@ class CrossDatasetDataModule(PoseDataModule):
         include_source_test: also evaluate the source's own test sets.
         selection: ``"source"`` (validate on the source's validation split) or the name of a
             test set to validate on, which marks the run as an oracle selection.
-        batch_size, eval_batch_size, num_workers, test_sets, receptive_field, random_stride: as in
-            :class:`PoseDataModule`.
+        **loader: DataLoader options of :class:`PoseDataModule` (batch_size, eval_batch_size,
+            num_workers, test_sets, receptive_field, random_stride).
     """
 
     def __init__(
@@ -54,21 +55,9 @@ class CrossDatasetDataModule(PoseDataModule):
         targets: list[TargetDomain] | None = None,
         include_source_test: bool = True,
         selection: str = "source",
-        batch_size: int = 1024,
-        eval_batch_size: int = 4096,
-        num_workers: int = 0,
-        test_sets: list[str] | None = None,
-        receptive_field: int = 1,
-        random_stride: int = 1,
+        **loader: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            test_sets=test_sets,
-            receptive_field=receptive_field,
-            random_stride=random_stride,
-        )
+        super().__init__(**loader)
         self.source = source
         self.targets = list(targets or [])
         self.include_source_test = include_source_test

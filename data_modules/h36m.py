@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -548,8 +549,8 @@ class H36MDataModule(PoseDataModule):
             the 2D file lacks neck_nose. The name is appended to the test-set name.
         normalize_2d: ``screen`` (default) or ``frob``, AdaptPose's root-centred Frobenius
             normalization, which it applies to the source when the target is Ski.
-        batch_size, eval_batch_size, num_workers, test_sets, receptive_field, random_stride: as in
-            :class:`PoseDataModule` (``receptive_field=27/81/243`` for temporal lifters).
+        **loader: DataLoader options of :class:`PoseDataModule` (batch_size, eval_batch_size,
+            num_workers, test_sets, receptive_field, random_stride).
     """
 
     def __init__(
@@ -566,21 +567,9 @@ class H36MDataModule(PoseDataModule):
         stride: int = 1,
         eval_joints: str = "all",
         normalize_2d: str = "screen",
-        batch_size: int = 1024,
-        eval_batch_size: int = 4096,
-        num_workers: int = 0,
-        test_sets: list[str] | None = None,
-        receptive_field: int = 1,
-        random_stride: int = 1,
+        **loader: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            test_sets=test_sets,
-            receptive_field=receptive_field,
-            random_stride=random_stride,
-        )
+        super().__init__(**loader)
         self.root = Path(root)
         self.keypoints = keypoints
         self.layout_2d = layout_2d

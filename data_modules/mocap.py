@@ -38,6 +38,7 @@ import time
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -162,11 +163,9 @@ class MocapDataModule(PoseDataModule):
         cache: save generated sets as npz under ``cache_dir`` and reuse them.
         cache_dir: cache folder; ``None`` = ``$POSESHIFT_CACHE``, else
             ``$XDG_CACHE_HOME/poseshift``, else ``~/.cache/poseshift``.
-        batch_size: training batch size.
-        eval_batch_size: batch size for validation and test.
-        num_workers: DataLoader workers (0 is fastest for these in-memory arrays).
-        test_sets: names of the test sets to run, in order; ``None`` = source_test and every
-            target.
+        **loader: DataLoader options of :class:`PoseDataModule` (batch_size, eval_batch_size,
+            num_workers, test_sets, receptive_field, random_stride); ``test_sets=None`` runs
+            source_test and every target.
     """
 
     def __init__(
@@ -181,17 +180,9 @@ class MocapDataModule(PoseDataModule):
         seed: int = 0,
         cache: bool = True,
         cache_dir: str | None = None,
-        batch_size: int = 1024,
-        eval_batch_size: int = 4096,
-        num_workers: int = 0,
-        test_sets: list[str] | None = None,
+        **loader: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            test_sets=test_sets,
-        )
+        super().__init__(**loader)
         self.source_clips = list(source_clips) if source_clips is not None else list(SOURCE_CLIPS)
         self.source_rig = replace(source_rig)
         self.source_takes = source_takes

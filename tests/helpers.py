@@ -7,6 +7,8 @@ model, so 2D and 3D agree as they do in real data.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -80,22 +82,9 @@ class SyntheticDataModule(PoseDataModule):
         seed: random seed.
     """
 
-    def __init__(
-        self,
-        num_train: int = 256,
-        num_test: int = 101,
-        seed: int = 0,
-        batch_size: int = 32,
-        eval_batch_size: int = 16,
-        num_workers: int = 0,
-        test_sets: list[str] | None = None,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            test_sets=test_sets,
-        )
+    def __init__(self, num_train: int = 256, num_test: int = 101, seed: int = 0, **loader: Any) -> None:
+        loader = {"batch_size": 32, "eval_batch_size": 16, **loader}
+        super().__init__(**loader)
         self.num_train, self.num_test, self.seed = num_train, num_test, seed
 
     def build_sets(self) -> DomainSets:

@@ -31,14 +31,6 @@ from data_modules.skeletons import EVAL_JOINT_SETS
 from poseshift.geometry.camera import project_pinhole
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _reprojects(s, atol: float = 1e-5, joints: str = "all") -> None:
     """The set's 2D is the pinhole projection of its 3D + root (on the given joint set)."""
     uv = project_pinhole(torch.from_numpy(s.pose3d + s.root3d[:, None]), torch.from_numpy(s.intrinsics))

@@ -15,14 +15,6 @@ from data_modules.schema import DataFormatError
 from poseshift.geometry.camera import project
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_parse_and_rest_pose(tmp_path: Path) -> None:
     write_bvh(tmp_path / "a.bvh", frames=4)
     skel, motion, frame_time = parse_bvh(tmp_path / "a.bvh")

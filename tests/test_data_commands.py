@@ -8,20 +8,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
 from fixtures import write_all, write_h36m
 
 from data_modules.commands import main
 from data_modules.h36m import load_positions_3d
 from data_modules.schema import PoseSet
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -393,3 +394,14 @@ def test_h36m_world_source(tmp_path, world):
     joints, groups = load_source(SourceConfig(kind="h36m", path=str(tmp_path), subjects=["S1"], stride=2))
     assert joints.shape == (100, 17, 3) and (groups == 1).all()
     assert torch.allclose(joints, world[:200:2].float().double(), atol=1e-6)
+
+
+EVOLVE_CONFIGS = sorted((Path(__file__).parents[1] / "experiments" / "evoskeleton").glob("evolve_*.yaml"))
+
+
+@pytest.mark.parametrize("config", EVOLVE_CONFIGS, ids=lambda p: p.name)
+def test_evolve_configs_parse(config, capsys):
+    with pytest.raises(SystemExit) as done:
+        evolve_main(["--config", str(config), "--print_config"])
+    assert done.value.code == 0
+    assert "evolution:" in capsys.readouterr().out

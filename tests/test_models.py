@@ -36,15 +36,6 @@ SMALL: dict[str, dict] = {
 NAMES = list(BACKBONES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These models are tiny; intra-op threads only add sync overhead (30x on a busy 2-core box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small(name: str, **overrides: object) -> nn.Module:
     torch.manual_seed(0)
     return build_backbone(name, **{**SMALL[name], **overrides})

@@ -457,3 +457,19 @@ def test_augmentation_histograms_and_figure_are_logged():
     assert "aug/rotation_deg" in logger.experiment.histograms
     assert "aug/bone_length_ratio" in logger.experiment.histograms
     assert logger.experiment.figures == ["poseaug/figure7"]
+
+
+@pytest.mark.parametrize(
+    "backbone, kwargs",
+    [
+        ("videopose", {"channels": 32}),
+        ("semgcn", {"hid_dim": 16, "num_layers": 1}),
+        ("stgcn", {"channels": (16, 16, 16), "part_channels": 16, "dropout": 0.0}),
+    ],
+)
+def test_every_backbone_trains_under_poseaug(backbone, kwargs):
+    pl.seed_everything(0)
+    model = PoseAug(**{**TINY, "backbone": backbone, "backbone_kwargs": kwargs}, warmup=0)
+    before = snapshot(model)
+    trainer(max_epochs=1, limit_train_batches=2).fit(model, datamodule=data())
+    assert changed(before, model) == {"g", "d3d", "d2d", "p"}

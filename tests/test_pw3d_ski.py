@@ -25,14 +25,6 @@ from poseshift.geometry.camera import project_pinhole
 KEEP16 = list(EVAL_JOINT_SETS["all16"])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _reproject(s) -> np.ndarray:
     return project_pinhole(
         torch.from_numpy(s.pose3d + s.root3d[:, None]), torch.from_numpy(s.intrinsics)

@@ -507,8 +507,13 @@ def run_evolution(
     group_size: int = 512,
     progress: bool = True,
     threads: int | None = None,
+    bone_templates: str | None = None,
 ) -> dict:
-    """Load the source, evolve, finalize, project and write ``output`` (PoseSet npz) plus a JSON summary."""
+    """Load the source, evolve, finalize, project and write ``output`` (PoseSet npz) plus a JSON summary.
+
+    ``bone_templates``: an .npy / .npz (key ``templates``) of (K, 16) bone lengths in metres
+    for the bone-length mutation; by default the mean lengths of each source subject.
+    """
     from data_modules.rig import CameraRig
 
     if threads:
@@ -530,7 +535,12 @@ def run_evolution(
         )
     gen = torch.Generator().manual_seed(seed)
     result = evolve(initial, evolution, model, gen, progress=progress)
-    templates = bone_length_templates(initial.lengths, groups)
+    if bone_templates:
+        loaded = np.load(bone_templates)
+        loaded = loaded["templates"] if hasattr(loaded, "files") else loaded
+        templates = torch.as_tensor(np.asarray(loaded, dtype=np.float32)).reshape(-1, NUM_BONES)
+    else:
+        templates = bone_length_templates(initial.lengths, groups)
     world = finalize(result, evolution, templates, gen)
     t0 = time.perf_counter()
     poses = project_population(world, rig, seed, group_size)
@@ -591,6 +601,13 @@ def evolve_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group_size", type=int, default=512, help="poses per camera placement when filming")
     parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
     parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--bone_templates",
+        type=str | None,
+        default=None,
+        help="(K, 16) bone lengths in metres (.npy, or .npz key 'templates') for the bone-length "
+        "mutation; default: the mean lengths of each source subject",
+    )
     cfg = parser.parse_args(argv)
     init = parser.instantiate(cfg)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -604,6 +621,7 @@ def evolve_main(argv: list[str] | None = None) -> int:
         init.group_size,
         init.progress,
         init.threads,
+        init.bone_templates,
     )
     print(
         f"evolved {summary['initial']} -> {summary['population']} poses "

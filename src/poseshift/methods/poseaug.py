@@ -15,11 +15,13 @@ The 9 shared BL ratios map to bones by :data:`poseshift.augment.BL_GROUPS_H36M17
 reference's thorax->head ratio scales both neck bones); the feedback joint groups put
 head_top where the reference has its head joint (see :data:`FEEDBACK_WEIGHTS_H36M17`).
 
-Deliberate departures from the reference, all cost-only (no change to any gradient):
-the G adversarial loss omits the constant ``MSE(D(real), 0)`` term (it carries no gradient
-to G; logged values are therefore half the reference's minus that term), and the three
-feedback passes of the lifter are one batched pass (``batched_feedback``; with BatchNorm in
-train mode this pools the batch statistics of the three pairs, set it False for the reference).
+Departures from the reference that only cut work (no gradient changes): the G adversarial
+loss omits the constant ``MSE(D(real), 0)`` term (no gradient to G; the logged value lacks
+it); each D loss runs real and fake through one forward (the Ds have no BatchNorm); the
+feedback's reference pair is lifted without a graph and the BA and RT pairs share one batched
+pass (``batched_feedback``; in train mode BatchNorm then pools the statistics of those two
+batches, set it False for one pass each as the reference). Regularizer: the code's element-wise
+form (the paper's eq. 10 thresholds the mean instead); it is the one that produced the numbers.
 """
 
 from __future__ import annotations
@@ -382,6 +384,10 @@ class PoseAug(LiftingModule):
     Schedulers (linear decay ``1 - e/(E+1)``) step once per epoch. Gradients of each player
     are clipped to ``max_grad_norm``. Under DDP each player's gradients are averaged explicitly
     (the DDP reducer is bypassed), so no unused-parameter handling is needed.
+
+    With manual optimization Lightning's ``global_step`` counts the steps of every optimizer (up
+    to four per batch, plus the epoch-end estimator passes): bound runs with ``max_epochs`` and
+    ``limit_train_batches``; :attr:`global_step_g` counts G steps like the reference.
 
     Args:
         backbone, backbone_kwargs: the lifter (see :class:`LiftingModule`).
@@ -811,7 +817,9 @@ class PoseAug(LiftingModule):
         """One shuffled pass of lifter steps over the epoch's ``"aug"`` or ``"real"`` buffer; mean loss."""
         if not self._buffer[f"{which}2d"]:
             return torch.zeros(())
-        x2d, x3d = torch.cat(self._buffer[f"{which}2d"]), torch.cat(self._buffer[f"{which}3d"])
+        # (.to: batches restored from a checkpoint come back on the CPU)
+        x2d = torch.cat([t.to(self.device) for t in self._buffer[f"{which}2d"]])
+        x3d = torch.cat([t.to(self.device) for t in self._buffer[f"{which}3d"]])
         n = len(x2d)
         if self._distributed:  # equal step counts on every process, or the all-reduces deadlock
             count = torch.tensor(n, device=x2d.device)
