@@ -136,3 +136,18 @@ def test_checkpoint_keeps_statistics_and_active_learners():
     clone = EvoSkeleton(num_learners=2, num_blocks=1, width=8)
     clone.load_state_dict(copy.deepcopy(model.state_dict()))
     assert torch.equal(clone.lifter.in_mean, model.lifter.in_mean) and int(clone.lifter.active) == 1
+
+
+def test_mocap_configs_parse(capsys):
+    from pathlib import Path
+
+    from poseshift.cli import main
+
+    root = Path(__file__).parents[1] / "experiments" / "evoskeleton"
+    for name in ("mocap_BC.yaml", "mocap_BCE.yaml"):
+        with pytest.raises(SystemExit) as done:
+            main(["fit", "--config", str(root / name), "--print_config"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert "EvoSkeleton" in out and "epochs_per_stage: 20" in out
+    assert "EvolvedDataModule" in out and "MocapDataModule" in out

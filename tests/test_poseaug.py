@@ -473,3 +473,32 @@ def test_every_backbone_trains_under_poseaug(backbone, kwargs):
     before = snapshot(model)
     trainer(max_epochs=1, limit_train_batches=2).fit(model, datamodule=data())
     assert changed(before, model) == {"g", "d3d", "d2d", "p"}
+
+
+def test_resume_mid_epoch_keeps_the_epoch_buffer(tmp_path):
+    class SaveAfterFirstBatch(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == 0:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+
+    seen: list[tuple[int, int]] = []
+
+    class Probe(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append((batch_idx, len(pl_module._buffer["real2d"])))
+
+    pl.seed_everything(0)
+    trainer(max_epochs=1, limit_train_batches=3, callbacks=[SaveAfterFirstBatch()]).fit(
+        PoseAug(**TINY, warmup=0), datamodule=data()
+    )
+    resumed = PoseAug(**TINY, warmup=0)
+    order = record_order(resumed)
+    trainer(max_epochs=1, limit_train_batches=3, callbacks=[Probe()]).fit(
+        resumed, datamodule=data(), ckpt_path=tmp_path / "mid.ckpt"
+    )
+    # Lightning continues the epoch at batch 1 with the first batch's pairs restored, so the
+    # epoch-end pass sees all three batches of real pairs, as without the interruption
+    assert seen == [(1, 1), (2, 2)]
+    assert int(resumed.g_steps) == 3
+    assert order.count("p") >= 3  # at least the 96 real pairs in batches of 32
+    assert all(len(v) == 0 for v in resumed._buffer.values())
