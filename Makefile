@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean bench-data
+.PHONY: install demo test lint clean bench-data bench-poseaug bench-speed
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: install  ## run the test suite (what CI runs)
 
 bench-data: install  ## full-size H36M-format file set: load time and peak memory (targets < 20 s, < 4 GB)
 	$(PY) benchmarks/bench_data.py
+
+bench-poseaug: install  ## baseline vs PoseAug (+ Table 5/6/7 rows) on the embedded benchmark, 3 seeds
+	WANDB_MODE=disabled $(PY) benchmarks/bench_poseaug.py --ablations all --double-baseline $(ARGS)
+
+bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and the matmul ceiling
+	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py --threads 1 $(ARGS)
 
 lint: install  ## ruff
 	$(VENV)/bin/ruff check .

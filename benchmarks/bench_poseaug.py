@@ -60,6 +60,16 @@ BACKBONE_KWARGS = {
 }
 LR_P = {"semgcn": 1e-3}  # README: 1e-4 for the others
 METRICS = ("mpjpe", "pa_mpjpe", "pck", "auc")
+# last-step values that tell whether the augmentor has learnt plausible pairs yet
+DIAGNOSTICS = (
+    "poseaug/kept_fraction",
+    "aug/rotation_deg_mean",
+    "aug/translation_z_mean",
+    "poseaug/ratio_ba",
+    "poseaug/ratio_rt",
+    "train/d2d_loss",
+    "train/d3d_loss",
+)
 
 
 def ablation_options(row: str) -> dict[str, Any]:
@@ -97,6 +107,7 @@ def run_seed(seed: int, args: argparse.Namespace, dm: MocapDataModule, rows: lis
     kw = BACKBONE_KWARGS[args.backbone]
     results: dict[str, dict] = {}
     timings: dict[str, float] = {}
+    diagnostics: dict[str, dict[str, float]] = {}
 
     pl.seed_everything(seed, verbose=False)
     base = Baseline(
@@ -144,9 +155,12 @@ def run_seed(seed: int, args: argparse.Namespace, dm: MocapDataModule, rows: lis
         tr = make_trainer(args, args.epochs, root / row)
         tr.fit(model, datamodule=dm)
         timings[row] = time.perf_counter() - t
+        diagnostics[row] = {k: float(v) for k, v in tr.callback_metrics.items() if k in DIAGNOSTICS}
+        diagnostics[row]["g_steps"] = int(model.g_steps)
         results[row] = test_metrics(tr, model, dm)
         print(f"seed {seed} {row}: {timings[row]:.0f} s", flush=True)
     results["_timings_s"] = timings
+    results["_diagnostics"] = diagnostics  # the augmentor's state at the last step of each run
     return results
 
 
@@ -174,6 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--backbone", default="simple_baseline", choices=sorted(BACKBONE_KWARGS))
+    parser.add_argument(
+        "--batch-size", type=int, default=256, help="both methods (256 as experiments/baseline/mocap.yaml)"
+    )
     parser.add_argument("--pretrain-epochs", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument(
@@ -191,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = list(MODEL_ROWS) if args.ablations == ["all"] else list(args.ablations)
-    dm = MocapDataModule(batch_size=1024, seed=0)  # one benchmark; seeds vary the training only
+    dm = MocapDataModule(batch_size=args.batch_size, seed=0)  # one benchmark; seeds vary the training only
     dm.setup("fit")
     start = time.perf_counter()
     per_seed = [run_seed(s, args, dm, rows) for s in args.seeds]
@@ -202,10 +219,19 @@ def main(argv: list[str] | None = None) -> dict:
         json.dumps({"args": vars(args), "per_seed": per_seed, "summary": summary}, indent=2)
     )
     header = (
-        f"backbone {args.backbone}, seeds {args.seeds}, "
+        f"backbone {args.backbone}, batch {args.batch_size}, seeds {args.seeds}, "
         f"{args.pretrain_epochs} pretrain + {args.epochs} epochs, "
         f"last-epoch weights, total {time.perf_counter() - start:.0f} s\n\n"
     )
+    diag = ["| row (seed " + str(args.seeds[0]) + ") | G steps | " + " | ".join(DIAGNOSTICS) + " |"]
+    diag.append("|---" * (len(DIAGNOSTICS) + 2) + "|")
+    for row, values in per_seed[0]["_diagnostics"].items():
+        cells = [f"{values[k]:.3g}" if k in values else "-" for k in DIAGNOSTICS]
+        diag.append(f"| {row} | {values['g_steps']} | " + " | ".join(cells) + " |")
+    table = (
+        table + "\n\nAugmentor at the last step (kept = in-frame augmented pairs the lifter trains on):\n\n"
+    )
+    table += "\n".join(diag)
     (out / "results.md").write_text(header + table + "\n")
     print(header + table)
     return summary

@@ -289,3 +289,12 @@ def test_simple_baseline_overfits_tiny_set() -> None:
     with torch.no_grad():
         end = (model(x) - y).square().mean().item()
     assert end < start / 10, (start, end)
+
+
+def test_single_frame_matmul_path_equals_conv1d():
+    from poseshift.models.videopose import _conv
+
+    conv = nn.Conv1d(34, 64, kernel_size=1)
+    h = torch.randn(5, 34)
+    torch.testing.assert_close(_conv(conv, h), conv(h.unsqueeze(-1))[:, :, 0])
+    torch.testing.assert_close(_conv(conv, h.unsqueeze(-1)), conv(h.unsqueeze(-1)))

@@ -218,8 +218,25 @@ def test_pretrained_baseline_weights_are_loaded(tmp_path):
     path = tmp_path / "base.ckpt"
     torch.save({"state_dict": base.state_dict()}, path)
     model = PoseAug(**TINY, pretrained=str(path))
+    assert any(not torch.equal(model.lifter.state_dict()[k], v) for k, v in base.lifter.state_dict().items())
+    # loaded when a fresh fit starts (max_epochs=0: set up, then stop before any step)
+    trainer = pl.Trainer(
+        max_epochs=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=SyntheticDataModule(num_train=64))
     for k, v in base.lifter.state_dict().items():
-        assert torch.equal(model.lifter.state_dict()[k], v)
+        assert torch.equal(model.lifter.state_dict()[k], v), k
+    # the finished model's checkpoint loads without the baseline file
+    trainer.save_checkpoint(tmp_path / "poseaug.ckpt")
+    path.unlink()
+    restored = PoseAug.load_from_checkpoint(tmp_path / "poseaug.ckpt")
+    for k, v in model.lifter.state_dict().items():
+        assert torch.equal(restored.lifter.state_dict()[k], v), k
 
 
 # -- the training step ---------------------------------------------------------------------------

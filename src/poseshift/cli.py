@@ -79,7 +79,7 @@ def main(args: list[str] | None = None) -> PoseShiftCLI | None:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
-        args=argv,
+        args=args,  # None reads sys.argv, as LightningCLI expects from a command line
     )
 
 

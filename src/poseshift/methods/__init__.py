@@ -2,5 +2,6 @@
 
 from poseshift.methods.base import LiftingModule
 from poseshift.methods.baseline import Baseline
+from poseshift.methods.poseaug import PoseAug
 
-__all__ = ["Baseline", "LiftingModule"]
+__all__ = ["Baseline", "LiftingModule", "PoseAug"]

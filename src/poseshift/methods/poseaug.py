@@ -520,8 +520,6 @@ class PoseAug(LiftingModule):
         self._extra2d: torch.Tensor | None = None
         self._buffer: dict[str, list[torch.Tensor]] = {"aug2d": [], "aug3d": [], "real2d": [], "real3d": []}
         self._stats: list[dict[str, torch.Tensor]] = []
-        if pretrained:
-            self.load_pretrained(pretrained)
 
     # -- setup ------------------------------------------------------------------------------------
     def load_pretrained(self, path: str) -> None:
@@ -537,6 +535,10 @@ class PoseAug(LiftingModule):
         super().setup(stage)
         if stage != "fit":
             return
+        # a fresh fit starts from the pretrained baseline; a resumed one restores its own
+        # checkpoint, and loading a finished model never needs the baseline file
+        if self.hparams.pretrained and self.trainer.ckpt_path is None:
+            self.load_pretrained(self.hparams.pretrained)
         sets = getattr(getattr(self.trainer, "datamodule", None), "sets", None)
         train = getattr(sets, "train", None)
         if train is None or train.pose3d is None:
