@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean bench-data bench-poseaug bench-speed
+.PHONY: install demo test lint clean bench-data bench-poseaug bench-speed bench-evolve
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-poseaug: install  ## baseline vs PoseAug (+ Table 5/6/7 rows) on the embed
 
 bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and the matmul ceiling
 	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py --threads 1 $(ARGS)
+
+bench-evolve: install  ## EvoSkeleton evolution speed (valid new poses/s, peak memory) from 50k and 500k poses
+	$(PY) benchmarks/bench_evolve.py $(ARGS)
 
 lint: install  ## ruff
 	$(VENV)/bin/ruff check .

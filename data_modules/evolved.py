@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,8 @@ class EvolvedDataModule(PoseDataModule):
             ignores it (a control with the same module).
         max_evolved: use at most this many evolved pairs (a random subset; ``None`` = all).
         seed: seed of that subset.
-        batch_size, eval_batch_size, num_workers, test_sets: see :class:`PoseDataModule`.
+        **loader: DataLoader options of :class:`PoseDataModule` (batch_size, eval_batch_size,
+            num_workers, test_sets, receptive_field, random_stride).
     """
 
     def __init__(
@@ -58,17 +60,9 @@ class EvolvedDataModule(PoseDataModule):
         mode: str = "mixed",
         max_evolved: int | None = None,
         seed: int = 0,
-        batch_size: int = 1024,
-        eval_batch_size: int = 4096,
-        num_workers: int = 0,
-        test_sets: list[str] | None = None,
+        **loader: Any,
     ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            test_sets=test_sets,
-        )
+        super().__init__(**loader)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.path = path

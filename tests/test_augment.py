@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from poseshift.augment import (
@@ -29,14 +28,6 @@ from poseshift.geometry import (
     project,
     random_rotation,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def poses(n: int = 16, seed: int = 0) -> torch.Tensor:

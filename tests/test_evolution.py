@@ -32,14 +32,6 @@ from poseshift.evolution.operators import subtree_table
 from poseshift.geometry.local_frames import LIMB_BONES, TORSO_BONES, LocalPose, from_local, to_local
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _upright(n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
     """Standing poses (rest pose + joint noise, random yaw) in a z-up world, on the floor."""
     g = torch.Generator().manual_seed(seed)

@@ -12,14 +12,6 @@ from helpers import SyntheticDataModule
 from poseshift.methods.evoskeleton import CascadeLifter, EvoSkeleton
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 

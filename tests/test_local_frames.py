@@ -21,14 +21,6 @@ from poseshift.geometry.local_frames import (
 from poseshift.geometry.rotations import random_rotation
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def poses() -> torch.Tensor:
     p = torch.from_numpy(synthetic_set(200, 3, "p").pose3d).double()

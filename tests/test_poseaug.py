@@ -40,14 +40,9 @@ TINY = dict(
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(tmp_path, monkeypatch):
-    # LiftingModule.configure_callbacks adds a ModelCheckpoint even with enable_checkpointing=False,
-    # writing under the working directory: keep its files out of the repository
+def _run_in_tmp(tmp_path, monkeypatch):
+    # results tables and checkpoints land in the working folder by default
     monkeypatch.chdir(tmp_path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def trainer(**kwargs) -> pl.Trainer:

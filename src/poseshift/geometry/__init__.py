@@ -24,6 +24,19 @@ from poseshift.geometry.camera import (
     world_to_camera,
 )
 from poseshift.geometry.kcs import kcs, kcs_weights, part_kcs, part_mask, weighted_kcs
+from poseshift.geometry.local_frames import (
+    LIMB_BONES,
+    TORSO_BONES,
+    LocalPose,
+    bone_frames,
+    from_local,
+    from_spherical,
+    gram_schmidt,
+    limb_angles,
+    to_local,
+    to_spherical,
+    torso_frames,
+)
 from poseshift.geometry.procrustes import procrustes_align
 from poseshift.geometry.rotations import (
     axis_angle_to_matrix,
@@ -49,6 +62,17 @@ from poseshift.geometry.skeleton import (
 )
 
 __all__ = [
+    "LIMB_BONES",
+    "TORSO_BONES",
+    "LocalPose",
+    "bone_frames",
+    "from_local",
+    "from_spherical",
+    "gram_schmidt",
+    "limb_angles",
+    "to_local",
+    "to_spherical",
+    "torso_frames",
     # skeleton
     "H36M17",
     "JOINT_NAMES",
