@@ -34,7 +34,7 @@ import torch
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.cross_dataset import TargetDomain
-from data_modules.rig import CameraRig, render
+from data_modules.rig import CameraRig, pose_set_from_renders, render
 from data_modules.schema import DataFormatError, PoseSet
 from data_modules.skeletons import eval_joint_set
 from poseshift.geometry.rotations import euler_to_matrix
@@ -266,35 +266,19 @@ def _film(
         world = bvh_to_world(f, joint_map, scale, up, fps)
         rng = np.random.default_rng([seed, zlib.crc32(f.name.encode()), zlib.crc32(name.encode())])
         out = render(world, rig, rng, takes=takes, fps=fps, label=str(f))
-        out.pop("num_dropped")
         out["sequence"] = out["sequence"] + seq
         out["action"] = np.full(len(out["frame"]), i)
         seq += takes * rig.num_cameras
         parts.append(out)
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     joint_set, joints = eval_joint_set("all")
-    return PoseSet(
-        pose2d=cat["pose2d"],
-        pose3d=cat["pose3d"],
-        root3d=cat["root3d"],
-        intrinsics=cat["intrinsics"],
-        image_size=cat["image_size"],
-        subject=cat["take"],
-        action=cat["action"],
-        camera=cat["camera"],
-        frame=cat["frame"],
-        sequence=cat["sequence"],
-        action_names=names,
-        name=name,
-        source=str(files[0].parent),
-        meta={
-            "dataset": "bvh",
-            "eval_joint_set": joint_set,
-            "eval_joints": joints,
-            "missing_joints": (),
-            "norm": "screen",
-        },
-    )
+    meta = {
+        "dataset": "bvh",
+        "eval_joint_set": joint_set,
+        "eval_joints": joints,
+        "missing_joints": (),
+        "norm": "screen",
+    }
+    return pose_set_from_renders(parts, name, names, str(files[0].parent), subject_from_take=True, meta=meta)
 
 
 def _files(folder: Path) -> list[Path]:

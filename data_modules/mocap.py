@@ -45,7 +45,7 @@ import torch
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.deepmimic import CLIP_NAMES, clip_path, clip_to_world, parse_clip
-from data_modules.rig import CameraRig, render
+from data_modules.rig import CameraRig, pose_set_from_renders, render
 from data_modules.schema import PoseSet
 
 log = logging.getLogger(__name__)
@@ -339,22 +339,7 @@ class MocapDataModule(PoseDataModule):
 
 
 def _pose_set(parts: list[dict[str, np.ndarray]], name: str, actions: tuple[str, ...]) -> PoseSet:
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return PoseSet(
-        pose2d=cat["pose2d"],
-        pose3d=cat["pose3d"],
-        root3d=cat["root3d"],
-        intrinsics=cat["intrinsics"],
-        image_size=cat["image_size"],
-        subject=np.zeros(len(cat["frame"]), dtype=np.int64),
-        action=cat["action"],
-        camera=cat["camera"],
-        frame=cat["frame"],
-        sequence=cat["sequence"],
-        action_names=actions,
-        name=name,
-        source="poseshift mocap benchmark",
-    )
+    return pose_set_from_renders(parts, name, actions, source="poseshift mocap benchmark")
 
 
 def _describe(sets: DomainSets) -> str:

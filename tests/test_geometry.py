@@ -172,8 +172,12 @@ def test_axis_angle_matrix_round_trip(gen):
     torch.testing.assert_close(matrix_to_axis_angle(m), aa, atol=1e-8, rtol=0)
     # Rodrigues against a known case: +90 degrees about z maps x to y
     rz = axis_angle_to_matrix(torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64))
-    torch.testing.assert_close(rz @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
-                               torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        rz @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+        atol=1e-12,
+        rtol=0,
+    )
 
 
 def test_axis_angle_gradient_finite_at_identity():
@@ -380,16 +384,25 @@ def test_bone_distance_on_16_joint_skeleton_matches_methods_table():
         left=(4, 5, 6, 10, 11, 12),
         right=(1, 2, 3, 13, 14, 15),
     )
-    expected = torch.tensor([
-        [0, 1, 2, 1, 2, 3, 1, 2, 3, 3, 4, 5, 3, 4, 5], [1, 0, 1, 2, 3, 4, 2, 3, 4, 4, 5, 6, 4, 5, 6],
-        [2, 1, 0, 3, 4, 5, 3, 4, 5, 5, 6, 7, 5, 6, 7], [1, 2, 3, 0, 1, 2, 1, 2, 3, 3, 4, 5, 3, 4, 5],
-        [2, 3, 4, 1, 0, 1, 2, 3, 4, 4, 5, 6, 4, 5, 6], [3, 4, 5, 2, 1, 0, 3, 4, 5, 5, 6, 7, 5, 6, 7],
-        [1, 2, 3, 1, 2, 3, 0, 1, 2, 2, 3, 4, 2, 3, 4], [2, 3, 4, 2, 3, 4, 1, 0, 1, 1, 2, 3, 1, 2, 3],
-        [3, 4, 5, 3, 4, 5, 2, 1, 0, 1, 2, 3, 1, 2, 3], [3, 4, 5, 3, 4, 5, 2, 1, 1, 0, 1, 2, 1, 2, 3],
-        [4, 5, 6, 4, 5, 6, 3, 2, 2, 1, 0, 1, 2, 3, 4], [5, 6, 7, 5, 6, 7, 4, 3, 3, 2, 1, 0, 3, 4, 5],
-        [3, 4, 5, 3, 4, 5, 2, 1, 1, 1, 2, 3, 0, 1, 2], [4, 5, 6, 4, 5, 6, 3, 2, 2, 2, 3, 4, 1, 0, 1],
-        [5, 6, 7, 5, 6, 7, 4, 3, 3, 3, 4, 5, 2, 1, 0],
-    ])
+    expected = torch.tensor(
+        [
+            [0, 1, 2, 1, 2, 3, 1, 2, 3, 3, 4, 5, 3, 4, 5],
+            [1, 0, 1, 2, 3, 4, 2, 3, 4, 4, 5, 6, 4, 5, 6],
+            [2, 1, 0, 3, 4, 5, 3, 4, 5, 5, 6, 7, 5, 6, 7],
+            [1, 2, 3, 0, 1, 2, 1, 2, 3, 3, 4, 5, 3, 4, 5],
+            [2, 3, 4, 1, 0, 1, 2, 3, 4, 4, 5, 6, 4, 5, 6],
+            [3, 4, 5, 2, 1, 0, 3, 4, 5, 5, 6, 7, 5, 6, 7],
+            [1, 2, 3, 1, 2, 3, 0, 1, 2, 2, 3, 4, 2, 3, 4],
+            [2, 3, 4, 2, 3, 4, 1, 0, 1, 1, 2, 3, 1, 2, 3],
+            [3, 4, 5, 3, 4, 5, 2, 1, 0, 1, 2, 3, 1, 2, 3],
+            [3, 4, 5, 3, 4, 5, 2, 1, 1, 0, 1, 2, 1, 2, 3],
+            [4, 5, 6, 4, 5, 6, 3, 2, 2, 1, 0, 1, 2, 3, 4],
+            [5, 6, 7, 5, 6, 7, 4, 3, 3, 2, 1, 0, 3, 4, 5],
+            [3, 4, 5, 3, 4, 5, 2, 1, 1, 1, 2, 3, 0, 1, 2],
+            [4, 5, 6, 4, 5, 6, 3, 2, 2, 2, 3, 4, 1, 0, 1],
+            [5, 6, 7, 5, 6, 7, 4, 3, 3, 3, 4, 5, 2, 1, 0],
+        ]
+    )
     assert torch.equal(h36m16.bone_graph_distance(), expected)
     row = expected[0]
     assert int((row == 1).sum()) == 3 and int((row == 5).sum()) == 2

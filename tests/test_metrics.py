@@ -229,8 +229,10 @@ def test_merged_states_equal_single_process():
         single.update(pred, target)
         rank0.merge_state(rank1)
         torch.testing.assert_close(rank0.compute(), single.compute())
-        assert all(fx is torch.sum or getattr(fx, "__name__", "") in {"sum", "dim_zero_sum"}
-                   for fx in rank0._reductions.values())
+        assert all(
+            fx is torch.sum or getattr(fx, "__name__", "") in {"sum", "dim_zero_sum"}
+            for fx in rank0._reductions.values()
+        )
 
 
 def test_collection_keeps_metrics_apart_after_perfect_first_batch():

@@ -414,8 +414,7 @@ def project_population(
     each pose (source poses from walking clips are otherwise spread over metres and often
     leave the cameras' view).
     """
-    from data_modules.rig import render
-    from data_modules.schema import PoseSet
+    from data_modules.rig import pose_set_from_renders, render
 
     rng = np.random.default_rng(seed)
     world = joints.double().numpy().copy()
@@ -427,26 +426,8 @@ def project_population(
         out = render(group, rig, rng, takes=1, label=f"evolved group {i}")
         out["sequence"] = out["sequence"] + i * rig.num_cameras
         out["frame"] = out["frame"] + lo
-        out.pop("num_dropped")
-        out.pop("take")
         parts.append(out)
-    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    n = len(cat["pose2d"])
-    return PoseSet(
-        pose2d=cat["pose2d"],
-        pose3d=cat["pose3d"],
-        root3d=cat["root3d"],
-        intrinsics=cat["intrinsics"],
-        image_size=cat["image_size"],
-        subject=np.zeros(n, dtype=np.int64),
-        action=np.zeros(n, dtype=np.int64),
-        camera=cat["camera"],
-        frame=cat["frame"],
-        sequence=cat["sequence"],
-        action_names=("evolved",),
-        name="evolved",
-        source="poseshift evolve",
-    )
+    return pose_set_from_renders(parts, "evolved", ("evolved",), source="poseshift evolve")
 
 
 @dataclass

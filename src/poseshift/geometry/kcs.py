@@ -55,8 +55,9 @@ def _part_mask_cpu(parts: tuple[tuple[str, tuple[int, ...]], ...], num_bones: in
     return mask
 
 
-def part_mask(skeleton: Skeleton = H36M17, dtype: torch.dtype = torch.float32,
-              device: torch.device | str | None = None) -> torch.Tensor:
+def part_mask(
+    skeleton: Skeleton = H36M17, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(P, B) 0/1 membership of each bone in each of ``skeleton.parts`` (in dict order)."""
     if not skeleton.parts:
         raise ValueError("this skeleton defines no body parts for part-aware KCS")
@@ -90,8 +91,9 @@ def _kcs_weights_cpu(parents: tuple[int, ...]) -> torch.Tensor:
     return torch.where(d <= 1, torch.ones_like(d), far)
 
 
-def kcs_weights(skeleton: Skeleton = H36M17, dtype: torch.dtype = torch.float32,
-                device: torch.device | str | None = None) -> torch.Tensor:
+def kcs_weights(
+    skeleton: Skeleton = H36M17, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(B, B) wKCS weights of Deng et al.: 1 for graph distance d <= 1, else tanh(1/(d-1))."""
     w = _kcs_weights_cpu(skeleton.parents)
     return w.to(dtype=dtype, device=device, copy=True)
@@ -101,4 +103,3 @@ def weighted_kcs(pose_or_bones: torch.Tensor, skeleton: Skeleton = H36M17) -> to
     """Deng et al.'s weighted KCS (..., B, B): ``kcs_weights ⊙ kcs``."""
     k = kcs(pose_or_bones, skeleton)
     return k * kcs_weights(skeleton, dtype=k.dtype, device=k.device)
-

@@ -128,9 +128,7 @@ def kaiming_init_linear(module: nn.Module) -> None:
 def check_pose2d(x: torch.Tensor, num_joints: int, model: str) -> None:
     """Raise ValueError unless ``x`` is a batch of single-frame 2D poses (B, J, 2)."""
     if x.ndim != 3 or tuple(x.shape[1:]) != (num_joints, 2):
-        raise ValueError(
-            f"{model} expects 2D poses of shape (B, {num_joints}, 2), got {tuple(x.shape)}"
-        )
+        raise ValueError(f"{model} expects 2D poses of shape (B, {num_joints}, 2), got {tuple(x.shape)}")
 
 
 def prepend_zero_root(y: torch.Tensor, num_joints: int) -> torch.Tensor:

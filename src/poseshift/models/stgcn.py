@@ -239,8 +239,10 @@ class STGCN(nn.Module):
         part_a = spatial_partition(
             num_parts,
             [(p, centre) for p in range(num_parts) if p != centre],
-            [(PART_NAMES.index("left_arm"), PART_NAMES.index("right_arm")),
-             (PART_NAMES.index("left_leg"), PART_NAMES.index("right_leg"))],
+            [
+                (PART_NAMES.index("left_arm"), PART_NAMES.index("right_arm")),
+                (PART_NAMES.index("left_leg"), PART_NAMES.index("right_leg")),
+            ],
             centre,
         )
         self.register_buffer("joint_adjacency", joint_a, persistent=False)
@@ -253,15 +255,19 @@ class STGCN(nn.Module):
         c1, c2, c3 = (int(c) for c in channels)
         k_joint, k_part = joint_a.shape[0], part_a.shape[0]
         self.data_bn = nn.BatchNorm1d(2 * j, eps=data_bn_eps, momentum=bn_momentum)
-        self.st_gcn_networks = nn.ModuleList([
-            STGCNBlock(2, c1, k_joint, p_gcn, residual=False, bn_momentum=bn_momentum),
-            STGCNBlock(c1, c2, k_joint, p_gcn, bn_momentum=bn_momentum),
-            STGCNBlock(c2, c3, k_joint, p_gcn, bn_momentum=bn_momentum),
-        ])
-        self.st_gcn_pool = nn.ModuleList([
-            STGCNBlock(c3, part_channels, k_part, p_gcn, bn_momentum=bn_momentum),
-            STGCNBlock(part_channels, part_channels, k_part, p_gcn, bn_momentum=bn_momentum),
-        ])
+        self.st_gcn_networks = nn.ModuleList(
+            [
+                STGCNBlock(2, c1, k_joint, p_gcn, residual=False, bn_momentum=bn_momentum),
+                STGCNBlock(c1, c2, k_joint, p_gcn, bn_momentum=bn_momentum),
+                STGCNBlock(c2, c3, k_joint, p_gcn, bn_momentum=bn_momentum),
+            ]
+        )
+        self.st_gcn_pool = nn.ModuleList(
+            [
+                STGCNBlock(c3, part_channels, k_part, p_gcn, bn_momentum=bn_momentum),
+                STGCNBlock(part_channels, part_channels, k_part, p_gcn, bn_momentum=bn_momentum),
+            ]
+        )
         self.conv4 = nn.Sequential(
             nn.Conv1d(part_channels, part_channels, 1),
             nn.BatchNorm1d(part_channels, momentum=bn_momentum),
