@@ -164,7 +164,7 @@ class PoseDataModule(pl.LightningDataModule):
     def describe(self) -> str:
         """A few lines naming each split and its size, printed at the start of a run."""
         s = self._require_sets()
-        lines = [f"train {s.train.name}: {len(s.train)}", f"val {s.val.name}: {len(s.val)}"]
-        lines += [f"test {name}: {len(p)}" for name, p in s.test.items()]
-        lines += [f"target (unlabeled) {name}: {len(p)}" for name, p in s.target_train.items()]
-        return "\n".join(lines)
+        rows = [("train", s.train.name, s.train), ("val", s.val.name, s.val)]
+        rows += [("test", name, p) for name, p in s.test.items()]
+        rows += [("target 2D (unlabeled)", name, p) for name, p in s.target_train.items()]
+        return "\n".join(f"{role:<22} {name:<28} {len(p):>9,} samples" for role, name, p in rows)
