@@ -24,7 +24,7 @@ test: install  ## run the test suite (what CI runs)
 	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests
 
 bench-data: install  ## full-size H36M-format file set: load time and peak memory (targets < 20 s, < 4 GB)
-	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_data.py $(ARGS)
 
 bench-poseaug: install  ## baseline vs PoseAug (+ Table 5/6/7 rows) on the embedded benchmark, 3 seeds
 	WANDB_MODE=disabled $(PY) benchmarks/bench_poseaug.py --ablations all --double-baseline $(ARGS)
