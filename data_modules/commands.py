@@ -10,9 +10,10 @@ when anything is wrong.
 
 ``convert`` builds files from raw releases:
 
-* ``h36m-h5 SRC OUT``: Martinez's ``S*/MyPoses/3D_positions/<Action>.h5`` (or official
-  ``D3_Positions/*.cdf`` when ``cdflib`` is installed) -> ``OUT/data_3d_h36m.npz``
-  (metres, VideoPose3D keys; S11 ``Directions`` dropped, action aliases applied).
+* ``h36m-h5 SRC OUT`` (alias ``h36m-cdf``): Martinez's ``S*/MyPoses/3D_positions/<Action>.h5``
+  or the official ``S*/MyPoseFeatures/D3_Positions/<Action>.cdf`` (variable ``Pose``,
+  (1, N, 96) mm, read with ``cdflib``) -> ``OUT/data_3d_h36m.npz`` (metres, VideoPose3D keys;
+  S11 ``Directions`` dropped, action aliases applied).
 * ``poseset FILE OUT``: any single file ``check`` recognizes -> the schema's own npz
   (``PoseSet.save``), which loads without any conversion.
 """
@@ -250,20 +251,51 @@ def _read_raw_h36m(path: Path) -> np.ndarray:
         if raw.ndim != 2 or raw.shape[0] != 96:
             raise DataFormatError(f"{path}: 3D_positions: expected shape (96, N), got {raw.shape}")
         arr = raw.T.reshape(-1, 32, 3)
+        field = "3D_positions"
     else:
-        try:
-            import cdflib
-        except ImportError as err:
-            raise ImportError(
-                f"{path}: reading the official CDF files needs cdflib (pip install cdflib)"
-            ) from err
-        raw = np.asarray(cdflib.CDF(str(path)).varget("Pose"))
-        if raw.shape[-1] != 96:
-            raise DataFormatError(f"{path}: Pose: expected shape (1, N, 96), got {raw.shape}")
-        arr = raw.reshape(-1, 32, 3)
+        arr = _read_pose_cdf(path).reshape(-1, 32, 3)
+        field = "Pose"
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataFormatError(f"{path}: {field}: expected numbers, got {arr.dtype}")
     if not np.isfinite(arr).all():
-        raise DataFormatError(f"{path}: NaN or inf in the mocap")
+        raise DataFormatError(f"{path}: {field}: NaN or inf in the mocap")
+    if len(arr):
+        bone = float(np.median(np.linalg.norm(arr[:, 1] - arr[:, 0], axis=-1)))
+        if bone < _MIN_HIP_MM:
+            raise DataFormatError(
+                f"{path}: {field}: hip bone is {bone:.3g} units long; the raw release is in "
+                "millimetres (about 130), these values look like metres or are not H36M-32 joints"
+            )
     return (arr / 1000.0).astype(np.float32)
+
+
+_MIN_HIP_MM = 20.0  # a hip bone shorter than 2 cm in the raw file means it is not in millimetres
+
+
+def _read_pose_cdf(path: Path) -> np.ndarray:
+    """The ``Pose`` variable of an official ``D3_Positions/<Action>.cdf`` as (N, 96), in mm."""
+    try:
+        import cdflib
+    except ImportError as err:  # pragma: no cover - cdflib is an install requirement
+        raise ImportError(
+            f"{path}: reading the official CDF files needs cdflib (pip install cdflib)"
+        ) from err
+    try:
+        cdf = cdflib.CDF(str(path))
+        info = cdf.cdf_info()
+    except (OSError, ValueError) as err:
+        raise DataFormatError(f"{path}: not a readable CDF file ({err})") from err
+    names = list(info.zVariables) + list(info.rVariables)
+    if "Pose" not in names:
+        raise DataFormatError(f"{path}: missing variable 'Pose'; present: {names}")
+    raw = cdf.varget("Pose")
+    del cdf  # cdflib keeps the file open while the object lives
+    raw = np.asarray(raw) if raw is not None else np.zeros((1, 0, 96))
+    if raw.ndim == 2 and raw.shape[-1] == 96:
+        raw = raw[None]  # a reader that drops the single record
+    if raw.ndim != 3 or raw.shape[0] != 1 or raw.shape[2] != 96:
+        raise DataFormatError(f"{path}: Pose: expected shape (1, N, 96) (32 joints x 3, mm), got {raw.shape}")
+    return raw[0]
 
 
 def convert_poseset(src: str | Path, out: str | Path) -> Path:
@@ -289,7 +321,11 @@ def main(argv: list[str] | None = None) -> int:
     p_check.add_argument("path")
     p_conv = sub.add_parser("convert", help="build poseshift-readable files from raw releases")
     conv = p_conv.add_subparsers(dest="kind", required=True)
-    h5 = conv.add_parser("h36m-h5", help="H36M raw mocap (Martinez h5 or official CDF) -> data_3d_h36m.npz")
+    h5 = conv.add_parser(
+        "h36m-h5",
+        aliases=["h36m-cdf"],
+        help="H36M raw mocap (Martinez h5 or official CDF) -> data_3d_h36m.npz",
+    )
     h5.add_argument("src")
     h5.add_argument("out", help="output folder")
     ps = conv.add_parser("poseset", help="one recognized dataset file -> PoseSet npz")
@@ -301,10 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = (
             convert_h36m_raw(args.src, args.out)
-            if args.kind == "h36m-h5"
+            if args.kind in ("h36m-h5", "h36m-cdf")
             else convert_poseset(args.src, args.out)
         )
-    except (DataFormatError, FileNotFoundError, ValueError, ImportError) as err:
+    except (DataFormatError, OSError, ValueError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {target}")

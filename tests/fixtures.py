@@ -212,6 +212,47 @@ def write_pickle(path: Path, obj: object) -> None:
         pickle.dump(obj, f, protocol=2)
 
 
+def write_cdf_variable(
+    path: Path, array: np.ndarray, name: str = "Pose", data_type: str = "CDF_DOUBLE"
+) -> None:
+    """One CDF file holding ``name`` as a single record of ``array.shape[1:]`` (cdflib's writer)."""
+    from cdflib.cdfwrite import CDF
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    writer = CDF(str(path), cdf_spec={"Majority": "row_major"})
+    spec = {
+        "Variable": name,
+        "Data_Type": getattr(CDF, data_type),
+        "Num_Elements": 1,
+        "Rec_Vary": True,
+        "Dim_Sizes": list(array.shape[1:]),
+    }
+    writer.write_var(spec, var_data=np.ascontiguousarray(array, dtype=np.float64))
+    writer.close()
+
+
+def write_h36m_cdf(
+    root: Path, spec: dict[str, dict[str, int]], seed: int = 0, junk_unused: bool = True
+) -> dict[str, dict[str, np.ndarray]]:
+    """Official ``S*/MyPoseFeatures/D3_Positions/<Action>.cdf`` files (``Pose`` (1, T, 96), mm, world).
+
+    ``junk_unused`` moves the 15 joints H36M-17 drops 3 m away, so a wrong 32 -> 17 map shows.
+    Returns the world H36M-17 motions in metres, keyed by the raw (un-aliased) action names."""
+    rng = np.random.default_rng(seed + 7)
+    world = h36m_sequences(spec, seed)
+    for subject, acts in world.items():
+        for action, w17 in acts.items():
+            w32 = to_h36m32(w17)
+            if junk_unused:
+                unused = [j for j in range(32) if j not in _USED32]
+                w32[:, unused] += 3.0 + rng.uniform(size=(1, len(unused), 3))
+            pose = (w32 * 1000).reshape(1, len(w32), 96)
+            write_cdf_variable(root / subject / "MyPoseFeatures" / "D3_Positions" / f"{action}.cdf", pose)
+    return world
+
+
 assert set(H36M_EXTRINSICS) >= {s for s in DEFAULT_H36M}
 
 

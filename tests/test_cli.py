@@ -179,3 +179,16 @@ def test_shipped_demo_config_runs(tmp_path):
     # the config's loggers write under runs/ in the working folder; results.json sits beside them
     table = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert {"source_test", "new_motion", "new_view", "moving_camera"} <= set(table)
+
+
+def test_extra_commands_are_dispatched(tmp_path, capsys):
+    from poseshift.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "check", str(tmp_path / "no_such_folder")])
+    assert exit_info.value.code == 1
+    assert "no_such_folder" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evolve", "--help"])
+    assert exit_info.value.code == 0
+    assert "--config" in capsys.readouterr().out

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from fixtures import write_all, write_h36m
+from fixtures import write_all, write_cdf_variable, write_h36m, write_h36m_cdf
 
-from data_modules.commands import main
-from data_modules.h36m import load_positions_3d
-from data_modules.schema import PoseSet
+from data_modules.commands import convert_h36m_raw, main
+from data_modules.h36m import H36MDataModule, load_positions_3d, world_to_cameras
+from data_modules.schema import DataFormatError, PoseSet
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,92 @@ def test_convert_poseset(good: Path, tmp_path: Path, capsys) -> None:
     assert s.labeled and s.num_joints == 17 and len(s) == 20
     assert main(["convert", "poseset", str(good / "h36m" / "data_3d_h36m.npz"), str(out)]) == 1
     assert "not a file" in capsys.readouterr().err
+
+
+# -- official H36M CDF release (D3_Positions/<Action>.cdf, 'Pose' (1, N, 96) mm) -------------------------
+CDF_SPEC = {
+    "S1": {"TakingPhoto 1": 6, "WalkingDog": 5},
+    "S9": {"Walking 1": 5, "Greeting": 4},
+    "S11": {"Directions": 3, "Eating": 4},
+}
+
+
+def test_convert_official_cdf_to_videopose3d(tmp_path: Path, capsys) -> None:
+    raw = tmp_path / "h36m"
+    world = write_h36m_cdf(raw, CDF_SPEC)
+    out = convert_h36m_raw(raw, tmp_path / "out")
+    assert out == tmp_path / "out" / "data_3d_h36m.npz"
+    assert main(["convert", "h36m-cdf", str(raw), str(tmp_path / "cli")]) == 0
+    assert "data_3d_h36m.npz" in capsys.readouterr().out
+    assert main(["convert", "h36m-h5", str(raw), str(tmp_path / "cli_h5")]) == 0
+    got = load_positions_3d(out)
+    for other in ("cli", "cli_h5"):
+        again = load_positions_3d(tmp_path / other / "data_3d_h36m.npz")
+        for s in got:
+            for a in got[s]:
+                np.testing.assert_array_equal(again[s][a], got[s][a])
+    # aliases applied, S11 Directions dropped, (N, 32, 3) float32 in metres
+    assert {s: sorted(a) for s, a in got.items()} == {
+        "S1": ["Photo 1", "WalkDog"],
+        "S9": ["Greeting", "Walking 1"],
+        "S11": ["Eating"],
+    }
+    arr = got["S1"]["Photo 1"]
+    assert arr.shape == (6, 32, 3) and arr.dtype == np.float32
+    np.testing.assert_allclose(
+        arr[:, [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]],
+        world["S1"]["TakingPhoto 1"],
+        atol=1e-6,
+    )
+    hip = np.linalg.norm(arr[:, 1] - arr[:, 0], axis=-1)
+    assert ((hip > 0.08) & (hip < 0.2)).all()  # metres (the rest pose has 0.13), not millimetres
+
+    # through the DataModule: 32 -> 17 selection, world -> camera, root-relative
+    dm = H36MDataModule(
+        str(tmp_path / "out"), keypoints="project", train_subjects=["S1"], test_subjects=["S9", "S11"]
+    )
+    dm.setup()
+    assert dm.sets is not None
+    test = dm.sets.test["h36m_project_S9+S11.all"]
+    assert len(test) == 4 * (5 + 4 + 4) and len(dm.sets.train) + len(dm.sets.val) == 4 * (6 + 5)
+    checked = 0
+    for s in (dm.sets.train, dm.sets.val, test):
+        for i in range(len(s)):
+            subject = f"S{int(s.subject[i])}"
+            cat = s.action_names[int(s.action[i])]
+            raw_key = {"Photo": "TakingPhoto 1", "WalkDog": "WalkingDog", "Walking": "Walking 1"}.get(
+                cat, cat
+            )
+            w17 = world[subject][raw_key][int(s.frame[i])]
+            cam = world_to_cameras(w17[None], subject)[int(s.camera[i]), 0]
+            np.testing.assert_allclose(s.root3d[i], cam[0], atol=1e-5)
+            np.testing.assert_allclose(s.pose3d[i], cam - cam[:1], atol=1e-5)
+            checked += 1
+    assert checked == 4 * (6 + 5 + 5 + 4 + 4)
+
+
+def test_convert_cdf_malformed(tmp_path: Path, capsys) -> None:
+    raw = tmp_path / "h36m"
+    folder = raw / "S1" / "MyPoseFeatures" / "D3_Positions"
+    good = np.zeros((1, 4, 96))
+    good[..., 3] = 130.0  # right hip 130 mm from the pelvis
+    cases = {
+        "Walking.cdf": (good, "Positions", "missing variable 'Pose'; present: ['Positions']"),
+        "Eating.cdf": (good[..., :90], "Pose", "Pose: expected shape (1, N, 96)"),
+        "Posing.cdf": (good / 1000, "Pose", "Pose: hip bone is 0.13 units long"),
+    }
+    for name, (array, var, message) in cases.items():
+        if folder.exists():
+            shutil.rmtree(folder)
+        write_cdf_variable(folder / name, array, var)
+        with pytest.raises(DataFormatError, match=re.escape(f"{folder / name}: {message}")):
+            convert_h36m_raw(raw, tmp_path / "out")
+        assert main(["convert", "h36m-cdf", str(raw), str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err
+        assert str(folder / name) in err and message in err
+    shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / "Sitting 1.cdf").write_bytes(b"not a cdf file")
+    with pytest.raises(DataFormatError, match="Sitting 1.cdf: not a readable CDF file"):
+        convert_h36m_raw(raw, tmp_path / "out")
+    assert not (tmp_path / "out" / "data_3d_h36m.npz").exists()

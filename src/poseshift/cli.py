@@ -56,6 +56,12 @@ class PoseShiftCLI(LightningCLI):
         self.trainer.callbacks.append(NpzPredictionWriter(output))
 
 
+DESCRIPTION = (
+    "poseshift: cross-dataset 3D human pose lifting. Lightning subcommands below; beside them, "
+    "'poseshift data check|convert' inspects and converts dataset files and "
+    "'poseshift evolve --config ...' grows an EvoSkeleton dataset."
+)
+
 # commands that are not LightningCLI subcommands: name -> (module, function taking argv)
 EXTRA_COMMANDS = {
     "data": ("data_modules.commands", "main"),
@@ -79,6 +85,7 @@ def main(args: list[str] | None = None) -> PoseShiftCLI | None:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"description": DESCRIPTION},
         args=args,  # None reads sys.argv, as LightningCLI expects from a command line
     )
 
