@@ -38,6 +38,7 @@ KNOWN_FILES: dict[str, tuple[str, str]] = {
     "annot_data.mat": ("3dhp", "3DHP official test annotations"),
     "data_3dhp_gt_test.npz": ("3dhp", "3DHP AdaptPose test set"),
     "data_3dhp_gt_train.npz": ("3dhp", "3DHP AdaptPose training 2D"),
+    "annot.mat": ("3dhp", "3DHP official training annotations (S*/Seq*/annot.mat)"),
     "*.pkl": ("3dpw", "3DPW official sequence"),
     "data_3dpw_gt_*.npz": ("3dpw", "3DPW AdaptPose npz"),
     "labels.h5": ("ski", "Ski-Pose PTZ labels"),
@@ -106,6 +107,11 @@ def _load_for(path: Path) -> Callable[[], PoseSet] | None:
         return lambda: mpi_inf_3dhp.load_adaptpose_test(path)
     if name == "data_3dhp_gt_train.npz":
         return lambda: mpi_inf_3dhp.load_adaptpose_train_2d(path)
+    if name == "annot.mat":
+        seq, subject = path.parent, path.parent.parent
+        return lambda: mpi_inf_3dhp.load_official_train_2d(
+            subject.parent, subjects=(subject.name,), sequences=(seq.name,)
+        )
     if fnmatch.fnmatch(name, "data_3dpw_gt_*.npz"):
         return lambda: pw3d.load_adaptpose(path, legs_swapped="test" in name)
     if name.endswith(".pkl"):
@@ -163,6 +169,10 @@ def check_file(path: Path) -> tuple[bool, str]:
 def _recognized(path: Path) -> bool:
     if path.suffix == ".pkl" and path.parent.parent.name != "sequenceFiles":
         return False  # only 3DPW's sequenceFiles/<split>/*.pkl are dataset pickles
+    if path.name == "annot.mat" and not (
+        path.parent.name.startswith("Seq") and path.parent.parent.name.startswith("S")
+    ):
+        return False  # only 3DHP's training S*/Seq*/annot.mat
     return any(fnmatch.fnmatch(path.name, pattern) for pattern in KNOWN_FILES)
 
 
@@ -239,6 +249,9 @@ def convert_h36m_raw(src: str | Path, out: str | Path) -> Path:
     return target
 
 
+_MIN_HIP_MM = 20.0  # a hip bone shorter than 2 cm in the raw file means it is not in millimetres
+
+
 def _read_raw_h36m(path: Path) -> np.ndarray:
     """(N, 32, 3) metres from one raw file (h5: '3D_positions' (96, N); CDF: 'Pose' (1, N, 96)), mm."""
     if path.suffix == ".h5":
@@ -267,9 +280,6 @@ def _read_raw_h36m(path: Path) -> np.ndarray:
                 "millimetres (about 130), these values look like metres or are not H36M-32 joints"
             )
     return (arr / 1000.0).astype(np.float32)
-
-
-_MIN_HIP_MM = 20.0  # a hip bone shorter than 2 cm in the raw file means it is not in millimetres
 
 
 def _read_pose_cdf(path: Path) -> np.ndarray:

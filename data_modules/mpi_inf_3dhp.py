@@ -13,6 +13,11 @@ Files under one root folder:
   are dropped as AdaptPose does.
 * ``data_3dhp_gt_train.npz`` -- AdaptPose's training-set 2D (the unlabeled target):
   ``positions_2d`` = ``{subject: {seq: {cam: (F, 16, 2)}}}`` px on 2048x2048, mirrored order.
+* ``S{1..8}/Seq{1,2}/annot.mat`` + ``camera.calibration`` -- the official training set
+  (older MATLAB format, read with ``scipy.io.loadmat``): ``annot2`` is a (14, 1) cell array,
+  one (F, 56) array per camera (28 joints x (u, v) pixels on 2048x2048); the text calibration
+  gives each camera's 4x4 ``intrinsic``. Served as unlabeled target 2D
+  (``target_train="official"``).
 
 Every set is mapped to H36M-17. 16-joint files lack neck_nose (interpolated, see
 ``data_modules.skeletons``), so their ``all`` joint set becomes ``all16``. The PCK joint
@@ -432,6 +437,202 @@ def load_adaptpose_train_2d(
     )
 
 
+TRAIN_SUBJECTS = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8")
+TRAIN_SEQUENCES = ("Seq1", "Seq2")
+TRAIN_CAMERAS = 14
+SPIN_CAMERAS = (0, 1, 2, 4, 5, 6, 7, 8)  # the chest-height cameras SPIN keeps
+TRAIN_SIZE = (2048, 2048)
+
+
+def read_train_calibration(path: str | Path) -> dict[int, tuple[np.ndarray, tuple[int, int]]]:
+    """``camera.calibration`` -> ``{camera: ((fx, fy, cx, cy) pixels, (w, h))}``.
+
+    The file is a header line plus one block per camera (``name``, ``sensor``, ``size``,
+    ``animated``, ``intrinsic`` 16 numbers = a row-major 4x4, ``extrinsic``, ``radial``).
+    Blocks are found by their ``name`` line, fields by their label."""
+    path = Path(path)
+    cams: dict[int, dict[str, list[float]]] = {}
+    current: dict[str, list[float]] | None = None
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        label, values = parts[0], parts[1:]
+        if label == "name":
+            current = cams.setdefault(len(cams), {})
+            continue
+        if current is None or label not in ("intrinsic", "size"):
+            continue
+        try:
+            current[label] = [float(v) for v in values]
+        except ValueError as err:
+            raise DataFormatError(f"{path}: line {number}: {label}: not numbers ({line.strip()!r})") from err
+        want = 16 if label == "intrinsic" else 2
+        if len(current[label]) != want:
+            raise DataFormatError(
+                f"{path}: line {number}: {label}: expected {want} numbers, got {len(current[label])}"
+            )
+    out = {}
+    for cam, fields in cams.items():
+        if "intrinsic" not in fields:
+            raise DataFormatError(f"{path}: camera {cam}: no 'intrinsic' line")
+        k = np.array(fields["intrinsic"]).reshape(4, 4)
+        size = fields.get("size", list(TRAIN_SIZE))
+        out[cam] = (np.array([k[0, 0], k[1, 1], k[0, 2], k[1, 2]]), (int(size[0]), int(size[1])))
+    if not out:
+        raise DataFormatError(f"{path}: no camera blocks ('name' lines) found")
+    return out
+
+
+def _mat_cells(mat: dict, key: str, path: Path, width: int) -> list[np.ndarray]:
+    """A (14, 1) MATLAB cell array of (F, width) arrays as a list of float arrays."""
+    cells = np.asarray(mat[key])
+    if cells.dtype != object or cells.size != TRAIN_CAMERAS:
+        raise DataFormatError(
+            f"{path}: {key}: expected a cell array of {TRAIN_CAMERAS} cameras (14, 1), "
+            f"got {cells.dtype} {cells.shape}"
+        )
+    out = []
+    for cam, cell in enumerate(cells.reshape(-1)):
+        arr = np.asarray(cell)
+        if arr.ndim != 2 or arr.shape[1] != width or not np.issubdtype(arr.dtype, np.number):
+            raise DataFormatError(
+                f"{path}: {key}[{cam}]: expected (F, {width}) numbers (28 joints), "
+                f"got {arr.dtype} {arr.shape}"
+            )
+        out.append(arr.astype(np.float64, copy=False))
+    if len({len(a) for a in out}) > 1:
+        raise DataFormatError(f"{path}: {key}: cameras have different frame counts {[len(a) for a in out]}")
+    return out
+
+
+def read_train_annot(path: str | Path) -> dict[str, object]:
+    """One official training ``annot.mat``: ``annot2`` as 14 arrays (F, 28, 2) px, ``frames`` (F,)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        from scipy.io import loadmat, whosmat
+    except ImportError as err:  # pragma: no cover - scipy is an install requirement
+        raise ImportError(f"{path}: reading annot.mat needs scipy (pip install scipy)") from err
+    try:  # only the variables used: annot3/univ_annot3 are as large again
+        mat = loadmat(path, variable_names=("annot2", "frames"))
+        if "annot2" not in mat:
+            present = sorted(name for name, _, _ in whosmat(path))
+            raise DataFormatError(f"{path}: missing key(s) ['annot2']; present: {present}")
+    except DataFormatError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any reader failure is a format problem
+        raise DataFormatError(f"{path}: not a readable MATLAB (v5) file ({err})") from err
+    annot2 = [a.reshape(len(a), 28, 2) for a in _mat_cells(mat, "annot2", path, 56)]
+    f = len(annot2[0])
+    frames = np.arange(f)
+    if "frames" in mat:
+        frames = np.asarray(mat["frames"]).reshape(-1)
+        if len(frames) != f:
+            raise DataFormatError(f"{path}: frames: {len(frames)} entries for {f} frames of annot2")
+        frames = frames.astype(np.int64)
+    return {"annot2": annot2, "frames": frames}
+
+
+def _runs(kept: np.ndarray) -> np.ndarray:
+    """Run ids (from 0) of kept row indices, changing wherever a row was skipped."""
+    return np.concatenate([[0], np.cumsum(np.diff(kept) != 1)]) if len(kept) else kept
+
+
+def load_official_train_2d(
+    root: str | Path,
+    subjects: tuple[str, ...] = TRAIN_SUBJECTS,
+    sequences: tuple[str, ...] = TRAIN_SEQUENCES,
+    cameras: tuple[int, ...] = SPIN_CAMERAS,
+    stride: int = 1,
+    inside_only: bool = True,
+) -> PoseSet:
+    """The official training set's 2D (``<root>/S*/Seq*/annot.mat``) as an unlabeled set in H36M-17.
+
+    ``annot2`` is mapped 28 -> H36M-17 and screen-normalized with the image size (2048x2048).
+    Kept frames: every ``stride``-th, finite, and (``inside_only``) with all 17 mapped joints
+    inside the image, as SPIN does. Intrinsics come from each sequence's ``camera.calibration``
+    (the nominal TS1-4 values when the file is absent; ``meta["intrinsics"]`` says which).
+    ``sequence`` ids mark contiguous runs of kept frames (for temporal windows)."""
+    root = Path(root)
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    bad_cams = [c for c in cameras if not 0 <= int(c) < TRAIN_CAMERAS]
+    if bad_cams:
+        raise ValueError(f"3DHP training cameras are 0..{TRAIN_CAMERAS - 1}, got {bad_cams}")
+    layout = get_layout("mpi3dhp28")
+    parts: list[dict[str, np.ndarray]] = []
+    nominal: list[str] = []
+    run_offset = 0
+    for subject in subjects:
+        for q_idx, seq in enumerate(sequences):
+            folder = root / subject / seq
+            a = read_train_annot(folder / "annot.mat")
+            calib_path = folder / "camera.calibration"
+            calib = read_train_calibration(calib_path) if calib_path.is_file() else None
+            if calib is None:
+                nominal.append(f"{subject}/{seq}")
+            for cam in cameras:
+                cam = int(cam)
+                if calib is not None and cam not in calib:
+                    raise DataFormatError(f"{calib_path}: camera {cam} missing ({len(calib)} cameras found)")
+                f_c, size = calib[cam] if calib is not None else (np.array(STUDIO[0]), TRAIN_SIZE)
+                px = to_h36m17(a["annot2"][cam], layout)[::stride]
+                frames = a["frames"][::stride]
+                keep = np.isfinite(px).all(axis=(1, 2))
+                if inside_only:
+                    inside = (
+                        (px[..., 0] >= 0)
+                        & (px[..., 0] < size[0])
+                        & (px[..., 1] >= 0)
+                        & (px[..., 1] < size[1])
+                    )
+                    keep &= inside.all(axis=1)
+                px, frames = px[keep], frames[keep]
+                m = len(px)
+                pixel = torch.tensor([*f_c, 0, 0, 0, 0, 0], dtype=torch.float64)
+                intr = normalize_intrinsics(pixel, float(size[0]), float(size[1])).numpy().astype(np.float32)
+                wh = np.array(size, dtype=np.float32)
+                runs = _runs(np.flatnonzero(keep))
+                parts.append(
+                    dict(
+                        pose2d=_normalize(px.astype(np.float32), wh),
+                        intrinsics=rows(intr, (m, 9)),
+                        image_size=rows(wh, (m, 2)),
+                        subject=np.full(m, int(subject.lstrip("S")) if subject.lstrip("S").isdigit() else 0),
+                        action=np.full(m, q_idx),
+                        camera=np.full(m, cam),
+                        frame=frames,
+                        sequence=runs + run_offset,
+                    )
+                )
+                run_offset += int(runs.max()) + 1 if m else 0
+    if not parts or not sum(len(p["pose2d"]) for p in parts):
+        raise DataFormatError(f"{root}: no training frames kept for {subjects} {sequences} cameras {cameras}")
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return PoseSet(
+        **merged,
+        action_names=tuple(sequences),
+        name="3dhp_train_official_2d",
+        source=str(root),
+        meta={
+            "dataset": "3dhp",
+            "file": "annot.mat",
+            "missing_joints": (),
+            "norm": "screen",
+            "cameras": tuple(int(c) for c in cameras),
+            "stride": stride,
+            "inside_only": inside_only,
+            "intrinsics": (
+                "camera.calibration"
+                if not nominal
+                else f"nominal TS1-4 values for {nominal} (no camera.calibration there)"
+            ),
+        },
+    )
+
+
 class MPI3DHP(TargetDomain):
     """MPI-INF-3DHP as a target domain.
 
@@ -443,7 +644,11 @@ class MPI3DHP(TargetDomain):
             it becomes part of every test-set name).
         universal: official test set: score against ``univ_annot3`` (official) or ``annot3``.
         valid_only: official test set: keep only ``valid_frame`` frames.
-        target_train: also serve AdaptPose's training-set 2D as unlabeled target data.
+        target_train: unlabeled target 2D from the training set: ``False`` (none),
+            ``"adaptpose"`` (or ``True``: AdaptPose's ``data_3dhp_gt_train.npz``) or
+            ``"official"`` (``<root>/S*/Seq*/annot.mat``, see :func:`load_official_train_2d`).
+        train_cameras: official training set: cameras to use (default SPIN's eight).
+        train_stride: official training set: keep every n-th frame.
     """
 
     def __init__(
@@ -453,7 +658,9 @@ class MPI3DHP(TargetDomain):
         pck_joints: str = "official14",
         universal: bool = True,
         valid_only: bool = True,
-        target_train: bool = False,
+        target_train: bool | str | None = False,
+        train_cameras: list[int] | None = None,
+        train_stride: int = 1,
     ) -> None:
         self.root = Path(root)
         self.test_sets = list(test_sets or ["2929"])
@@ -463,7 +670,13 @@ class MPI3DHP(TargetDomain):
         self.pck_joints = pck_joints
         self.universal = universal
         self.valid_only = valid_only
-        self.target_train = target_train
+        if target_train is True:
+            target_train = "adaptpose"
+        if target_train not in (False, None, "adaptpose", "official"):
+            raise ValueError(f"target_train must be False, 'adaptpose' or 'official', got {target_train!r}")
+        self.target_train = target_train or False
+        self.train_cameras = tuple(train_cameras) if train_cameras is not None else SPIN_CAMERAS
+        self.train_stride = train_stride
 
     def load(self) -> tuple[dict[str, PoseSet], dict[str, PoseSet]]:
         tests = []
@@ -482,7 +695,10 @@ class MPI3DHP(TargetDomain):
             else:
                 tests.append(load_adaptpose_test(self.root / "data_3dhp_gt_test.npz", self.pck_joints))
         train = {}
-        if self.target_train:
+        if self.target_train == "adaptpose":
             s = load_adaptpose_train_2d(self.root / "data_3dhp_gt_train.npz")
+            train[s.name] = s
+        elif self.target_train == "official":
+            s = load_official_train_2d(self.root, cameras=self.train_cameras, stride=self.train_stride)
             train[s.name] = s
         return {s.name: s for s in tests}, train

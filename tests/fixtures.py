@@ -375,6 +375,90 @@ def write_adaptpose_3dhp_train(path: Path, frames: int = 7, seed: int = 0) -> di
     return truth
 
 
+def train_camera(cam: int) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) pixels of fixture training camera ``cam`` (distinct per camera)."""
+    return (1450.0 + 10 * cam, 1452.0 + 10 * cam, 1020.0 + 2 * cam, 1030.0 - 3 * cam)
+
+
+def write_calibration(path: Path, cameras: int = 14, intrinsic_numbers: int = 16) -> None:
+    """``camera.calibration`` text: a header, then 7 lines per camera, values after an 11-char label.
+
+    (Third-party readers slice ``line[11:-2]``, so values start at column 11 and end with " \\n".)"""
+    lines = ["Skeletool Camera Calibration File V1.0"]
+    for cam in range(cameras):
+        fx, fy, cx, cy = train_camera(cam)
+        k = [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0, 0, 0, 0, 1][:intrinsic_numbers]
+        ext = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+        lines += [
+            f"name          {cam}",
+            f"{'sensor':<11}10 10",
+            f"{'size':<11}2048 2048",
+            f"{'animated':<11}0",
+            f"{'intrinsic':<11}" + " ".join(f"{v:g}" for v in k) + " ",
+            f"{'extrinsic':<11}" + " ".join(f"{v:g}" for v in ext) + " ",
+            f"{'radial':<11}0",
+        ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _cells(arrays: list[np.ndarray]) -> np.ndarray:
+    cells = np.empty((len(arrays), 1), dtype=object)
+    for i, a in enumerate(arrays):
+        cells[i, 0] = a
+    return cells
+
+
+def write_3dhp_train_sequence(
+    folder: Path,
+    frames: int = 6,
+    seed: int = 0,
+    outside: dict[int, int] | None = None,
+    calibration: bool = True,
+    overrides: dict[str, object] | None = None,
+) -> dict[int, np.ndarray]:
+    """Official training ``annot.mat`` (+ ``camera.calibration``) for 14 cameras (scipy v5 MAT).
+
+    ``annot2``/``annot3``/``univ_annot3`` are (14, 1) cells of (F, 56) px / (F, 84) mm in the
+    28-joint layout; ``annot2`` is the projection of ``annot3`` with :func:`train_camera`.
+    ``outside`` = ``{camera: frame}`` pushes that frame's left wrist (28-joint 11) off the image.
+    ``overrides`` replace or (value ``None``) remove MAT variables. Returns ``{camera: (F, 17, 3)}``
+    absolute camera-frame H36M-17 poses in metres."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    truth, a2, a3 = {}, [], []
+    for cam in range(14):
+        cam17 = camera_poses(frames, rng)
+        full = from_h36m17(cam17, "mpi3dhp28")
+        unmapped = [j for j in range(28) if j not in get_layout("mpi3dhp28").to_h36m17]
+        full[:, unmapped] = cam17[:, :1] + np.array([0.3, 0.3, 0.0])  # off the mapped joints
+        px = pinhole(full, *train_camera(cam))
+        for c, f in (outside or {}).items():
+            if c == cam:
+                px[f, 11, 0] = -5.0
+        truth[cam] = cam17
+        a2.append(px.reshape(frames, 56))
+        a3.append((full * 1000).reshape(frames, 84))
+    mat: dict[str, object] = {
+        "annot2": _cells(a2),
+        "annot3": _cells(a3),
+        "univ_annot3": _cells([a * 0.95 for a in a3]),
+        "cameras": np.arange(14)[None],
+        "frames": np.arange(frames)[:, None],
+    }
+    for key, value in (overrides or {}).items():
+        if value is None:
+            mat.pop(key, None)
+        else:
+            mat[key] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    savemat(folder / "annot.mat", mat)
+    if calibration:
+        write_calibration(folder / "camera.calibration")
+    return truth
+
+
 # -- 3DPW -----------------------------------------------------------------------------------------------
 def smpl24_from_h36m17(pose: np.ndarray) -> np.ndarray:
     """(…, 24, 3) SMPL-ordered joints whose mapped joints equal ``pose``; the rest near their neighbours."""

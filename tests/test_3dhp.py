@@ -13,17 +13,22 @@ from fixtures import (
     TS_STUDIO,
     pinhole,
     screen,
+    train_camera,
+    write_3dhp_train_sequence,
     write_adaptpose_3dhp_test,
     write_adaptpose_3dhp_train,
     write_annot_data,
+    write_calibration,
     write_poseaug_3dhp,
 )
+from scipy.io import loadmat
 
 from data_modules.mpi_inf_3dhp import (
     MPI3DHP,
     load_adaptpose_test,
     load_adaptpose_train_2d,
     load_official_test,
+    load_official_train_2d,
     load_poseaug_test,
 )
 from data_modules.schema import DataFormatError
@@ -216,3 +221,115 @@ def test_malformed_adaptpose_files(tmp_path: Path) -> None:
         load_adaptpose_train_2d(path, subjects=("S1",))
     with pytest.raises(DataFormatError, match=r"positions_2d\['S2'\]: missing"):
         load_adaptpose_train_2d(path, subjects=("S2",))
+
+
+# -- official training set: S*/Seq*/annot.mat (v5 MAT) + camera.calibration ---------------------------------
+def _cam_rows(s, subject: int, seq: int, cam: int):
+    return (s.subject == subject) & (s.action == seq) & (s.camera == cam)
+
+
+def test_official_train_2d(tmp_path: Path) -> None:
+    truth = {
+        (subject, seq): write_3dhp_train_sequence(
+            tmp_path / f"S{subject}" / f"Seq{seq + 1}", seed=10 * subject + seq, outside={0: 2}
+        )
+        for subject in (1, 2)
+        for seq in (0, 1)
+    }
+    s = load_official_train_2d(tmp_path, subjects=("S1", "S2"), cameras=(0, 3, 13))
+    assert not s.labeled and s.name == "3dhp_train_official_2d" and s.num_joints == 17
+    assert len(s) == 4 * (3 * 6 - 1)  # frame 2 of camera 0 has a joint off the image
+    assert s.action_names == ("Seq1", "Seq2") and s.meta["intrinsics"] == "camera.calibration"
+    for (subject, seq), cams in truth.items():
+        for cam in (0, 3, 13):
+            rows_ = _cam_rows(s, subject, seq, cam)
+            fx, fy, cx, cy = train_camera(cam)
+            frames = [0, 1, 3, 4, 5] if cam == 0 else list(range(6))
+            np.testing.assert_array_equal(s.frame[rows_], frames)
+            want = screen(pinhole(cams[cam][frames], fx, fy, cx, cy), 2048, 2048)
+            np.testing.assert_allclose(s.pose2d[rows_], want, atol=1e-5)
+            np.testing.assert_allclose(
+                s.intrinsics[rows_][0, :4], [fx / 1024, fy / 1024, cx / 1024 - 1, cy / 1024 - 1], atol=1e-6
+            )
+            assert (s.image_size[rows_] == 2048).all()
+            # the pixels are the projection of the camera-frame 3D under the sample's intrinsics
+            uv = project_pinhole(
+                torch.from_numpy(cams[cam][frames]).float(), torch.from_numpy(s.intrinsics[rows_])
+            )
+            np.testing.assert_allclose(uv.numpy(), s.pose2d[rows_], atol=1e-5)
+    # marked joint: 28-joint left_wrist (11) lands on H36M-17 left_wrist (13), straight from the file
+    mat = loadmat(tmp_path / "S1" / "Seq1" / "annot.mat")
+    wrist = mat["annot2"][3, 0].reshape(6, 28, 2)[:, 11]
+    np.testing.assert_allclose(s.pose2d[_cam_rows(s, 1, 0, 3)][:, 13], screen(wrist, 2048, 2048), atol=1e-6)
+    # camera 0 of S1/Seq1 breaks into two contiguous runs around the dropped frame
+    seq_ids = s.sequence[_cam_rows(s, 1, 0, 0)]
+    assert len(np.unique(seq_ids)) == 2 and (np.diff(seq_ids) >= 0).all()
+    every = load_official_train_2d(
+        tmp_path, subjects=("S1",), sequences=("Seq1",), cameras=(0,), inside_only=False
+    )
+    np.testing.assert_array_equal(every.frame, np.arange(6))
+    strided = load_official_train_2d(tmp_path, subjects=("S1",), sequences=("Seq1",), cameras=(0,), stride=2)
+    np.testing.assert_array_equal(strided.frame, [0, 4])
+
+
+def test_official_train_target_domain(tmp_path: Path) -> None:
+    for subject in ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"):
+        for seq in ("Seq1", "Seq2"):
+            write_3dhp_train_sequence(tmp_path / subject / seq, frames=2, calibration=subject != "S8")
+    write_poseaug_3dhp(tmp_path / "test_3dhp.npz")
+    tests, train = MPI3DHP(str(tmp_path), target_train="official", train_cameras=[1, 2]).load()
+    s = train["3dhp_train_official_2d"]
+    assert len(s) == 8 * 2 * 2 * 2 and set(np.unique(s.camera)) == {1, 2}
+    assert "S8/Seq1" in s.meta["intrinsics"] and "nominal" in s.meta["intrinsics"]
+    np.testing.assert_allclose(s.intrinsics[s.subject == 8][0, 0], 1500.172288 / 1024, rtol=1e-6)
+    write_adaptpose_3dhp_train(tmp_path / "data_3dhp_gt_train.npz", frames=2)
+    assert list(MPI3DHP(str(tmp_path), target_train=True).load()[1]) == ["3dhp_train_2d"]
+    with pytest.raises(ValueError, match="target_train must be"):
+        MPI3DHP(str(tmp_path), target_train="spin")
+
+
+def _bad_cells(n: int, width: int, frames: int = 6) -> np.ndarray:
+    cells = np.empty((n, 1), dtype=object)
+    for i in range(n):
+        cells[i, 0] = np.zeros((frames, width))
+    return cells
+
+
+@pytest.mark.parametrize(
+    "overrides, field, message",
+    [
+        ({"annot2": None}, "annot.mat", r"missing key\(s\) \['annot2'\]"),
+        ({"annot2": _bad_cells(13, 56)}, "annot2", "expected a cell array of 14 cameras"),
+        ({"annot2": np.zeros((6, 56))}, "annot2", "expected a cell array of 14 cameras"),
+        ({"annot2": _bad_cells(14, 54)}, "annot2[0]", r"expected \(F, 56\) numbers \(28 joints\)"),
+        ({"frames": np.arange(5)[:, None]}, "frames", "5 entries for 6 frames"),
+    ],
+)
+def test_malformed_official_train(tmp_path: Path, overrides: dict, field: str, message: str) -> None:
+    folder = tmp_path / "S1" / "Seq1"
+    write_3dhp_train_sequence(folder, overrides=overrides)
+    with pytest.raises(DataFormatError, match=message) as err:
+        load_official_train_2d(tmp_path, subjects=("S1",), sequences=("Seq1",))
+    assert f"{folder / 'annot.mat'}: {field}" in str(err.value) or field == "annot.mat"
+    assert str(folder / "annot.mat") in str(err.value)
+
+
+def test_malformed_official_train_files(tmp_path: Path) -> None:
+    folder = tmp_path / "S1" / "Seq1"
+    with pytest.raises(FileNotFoundError, match="S1/Seq1/annot.mat"):
+        load_official_train_2d(tmp_path, subjects=("S1",), sequences=("Seq1",))
+    folder.mkdir(parents=True)
+    (folder / "annot.mat").write_bytes(b"MATLAB 5.0 MAT-file garbage")
+    with pytest.raises(DataFormatError, match="annot.mat: not a readable MATLAB"):
+        load_official_train_2d(tmp_path, subjects=("S1",), sequences=("Seq1",))
+    write_3dhp_train_sequence(folder)
+    write_calibration(folder / "camera.calibration", cameras=3)
+    with pytest.raises(DataFormatError, match=r"camera.calibration: camera 4 missing \(3 cameras found\)"):
+        load_official_train_2d(tmp_path, subjects=("S1",), sequences=("Seq1",))
+    write_calibration(folder / "camera.calibration", intrinsic_numbers=12)
+    with pytest.raises(
+        DataFormatError, match="camera.calibration: line 6: intrinsic: expected 16 numbers, got 12"
+    ):
+        load_official_train_2d(tmp_path, subjects=("S1",), sequences=("Seq1",))
+    with pytest.raises(ValueError, match="cameras are 0..13"):
+        load_official_train_2d(tmp_path, cameras=(14,))

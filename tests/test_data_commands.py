@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from fixtures import write_all, write_cdf_variable, write_h36m, write_h36m_cdf
+from fixtures import write_3dhp_train_sequence, write_all, write_cdf_variable, write_h36m, write_h36m_cdf
 
 from data_modules.commands import convert_h36m_raw, main
 from data_modules.h36m import H36MDataModule, load_positions_3d, world_to_cameras
@@ -213,3 +213,14 @@ def test_convert_cdf_malformed(tmp_path: Path, capsys) -> None:
     with pytest.raises(DataFormatError, match="Sitting 1.cdf: not a readable CDF file"):
         convert_h36m_raw(raw, tmp_path / "out")
     assert not (tmp_path / "out" / "data_3d_h36m.npz").exists()
+
+
+def test_check_official_3dhp_training_annot(tmp_path: Path, capsys) -> None:
+    write_3dhp_train_sequence(tmp_path / "S1" / "Seq1", frames=3)
+    write_3dhp_train_sequence(tmp_path / "S2" / "Seq2", frames=3, overrides={"annot2": None})
+    write_3dhp_train_sequence(tmp_path / "other" / "annot.mat.d", frames=2)  # not under S*/Seq*: ignored
+    assert main(["check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"ok      {tmp_path / 'S1' / 'Seq1' / 'annot.mat'}: 24 poses, 17 joints, 2D only" in out
+    assert f"PROBLEM {tmp_path / 'S2' / 'Seq2' / 'annot.mat'}: missing key(s) ['annot2']" in out
+    assert "2 file(s) checked, 1 problem(s)" in out
