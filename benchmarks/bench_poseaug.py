@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from data_modules.mocap import MocapDataModule  # noqa: E402
 from poseshift.methods.baseline import Baseline  # noqa: E402
 from poseshift.methods.poseaug import PoseAug  # noqa: E402
+from poseshift.trainers import quiet_trainer  # noqa: E402
 
 ABLATION_DIR = ROOT / "experiments" / "poseaug" / "ablations"
 # rows that only change model options (the others need H36M subjects or target files)
@@ -81,13 +82,9 @@ def ablation_options(row: str) -> dict[str, Any]:
 
 
 def make_trainer(args: argparse.Namespace, epochs: int, root: Path) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
+    return quiet_trainer(
         max_epochs=epochs,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+        enable_checkpointing=True,
         limit_val_batches=0,
         num_sanity_val_steps=0,
         limit_train_batches=args.limit_train_batches or 1.0,

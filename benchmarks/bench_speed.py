@@ -40,6 +40,7 @@ from data_modules.mocap import MocapDataModule  # noqa: E402
 from poseshift.augment import bone_length_templates, in_frame, reproject  # noqa: E402
 from poseshift.methods.baseline import Baseline  # noqa: E402
 from poseshift.methods.poseaug import PoseAug, discriminator_loss, lsgan_loss  # noqa: E402
+from poseshift.trainers import quiet_trainer  # noqa: E402
 
 BACKBONE_KWARGS = {
     "simple_baseline": {"num_stages": 2, "dropout": 0.25},
@@ -144,13 +145,7 @@ class BatchTimer(pl.Callback):
 
 
 def _trainer(callbacks, **kw) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
+    return quiet_trainer(
         limit_val_batches=0,
         num_sanity_val_steps=0,
         callbacks=callbacks,

@@ -9,6 +9,7 @@ import torch
 from helpers import SyntheticDataModule
 
 from poseshift.methods import Baseline
+from poseshift.trainers import quiet_trainer
 
 SMALL = {"linear_size": 64, "num_stages": 1}
 
@@ -17,19 +18,6 @@ SMALL = {"linear_size": 64, "num_stages": 1}
 def _run_in_tmp(tmp_path, monkeypatch):
     # the results table and any checkpoint land in the working folder by default
     monkeypatch.chdir(tmp_path)
-
-
-def quiet_trainer(**kwargs) -> pl.Trainer:
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-    defaults.update(kwargs)
-    return pl.Trainer(**defaults)
 
 
 def test_training_reduces_loss_and_changes_only_the_lifter():

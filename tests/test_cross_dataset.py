@@ -17,6 +17,7 @@ from data_modules.h36m import H36MDataModule
 from data_modules.mpi_inf_3dhp import MPI3DHP
 from data_modules.schema import PoseSet
 from poseshift.methods import Baseline
+from poseshift.trainers import quiet_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "experiments" / "baseline").glob("h36m*.yaml"))
@@ -75,17 +76,8 @@ def test_fit_and_test_log_every_target_under_its_name(data_dir: Path, tmp_path: 
     pl.seed_everything(0)
     dm = cross(data_dir)
     model = Baseline(backbone_kwargs={"linear_size": 32, "num_stages": 1})
-    kw = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        default_root_dir=tmp_path,  # the method adds its own checkpoint callback: keep files out of the repo
-    )
-    pl.Trainer(max_epochs=1, limit_train_batches=2, **kw).fit(model, datamodule=dm)
-    trainer = pl.Trainer(**kw)
+    quiet_trainer(max_epochs=1, limit_train_batches=2, default_root_dir=tmp_path).fit(model, datamodule=dm)
+    trainer = quiet_trainer(default_root_dir=tmp_path)
     trainer.test(model, datamodule=dm, verbose=False)
     keys = set(trainer.callback_metrics)
     for name in dm.test_set_names:

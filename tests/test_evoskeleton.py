@@ -10,6 +10,7 @@ import torch
 from helpers import SyntheticDataModule
 
 from poseshift.methods.evoskeleton import CascadeLifter, EvoSkeleton
+from poseshift.trainers import quiet_trainer
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -59,14 +60,10 @@ def test_each_stage_trains_only_its_own_learner(tmp_path, capsys):
     initial = [_state(m) for m in model.lifter.learners]
     snaps = _Snapshots()
     dm = SyntheticDataModule(num_train=128, num_test=16, batch_size=32)
-    trainer = pl.Trainer(
+    trainer = quiet_trainer(
         max_epochs=4,
-        accelerator="cpu",
         logger=pl.loggers.CSVLogger(tmp_path),
         callbacks=[snaps],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
     )

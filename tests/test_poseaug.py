@@ -26,6 +26,7 @@ from poseshift.methods.poseaug import (
     range_loss,
     rectified_l2,
 )
+from poseshift.trainers import quiet_trainer
 
 TINY = dict(
     backbone="simple_baseline",
@@ -46,18 +47,7 @@ def _run_in_tmp(tmp_path, monkeypatch):
 
 
 def trainer(**kwargs) -> pl.Trainer:
-    defaults = dict(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-    )
-    defaults.update(kwargs)
-    return pl.Trainer(**defaults)
+    return quiet_trainer(**{"limit_val_batches": 0, "num_sanity_val_steps": 0, **kwargs})
 
 
 def data(**kwargs) -> SyntheticDataModule:
@@ -215,14 +205,7 @@ def test_pretrained_baseline_weights_are_loaded(tmp_path):
     model = PoseAug(**TINY, pretrained=str(path))
     assert any(not torch.equal(model.lifter.state_dict()[k], v) for k, v in base.lifter.state_dict().items())
     # loaded when a fresh fit starts (max_epochs=0: set up, then stop before any step)
-    trainer = pl.Trainer(
-        max_epochs=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(max_epochs=0, default_root_dir=tmp_path)
     trainer.fit(model, datamodule=SyntheticDataModule(num_train=64))
     for k, v in base.lifter.state_dict().items():
         assert torch.equal(model.lifter.state_dict()[k], v), k
