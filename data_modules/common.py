@@ -7,23 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_modules.schema import DataFormatError
+from data_modules.schema import DataFormatError, open_npz  # noqa: F401 - re-exported for the readers
 
 log = logging.getLogger(__name__)
 
 MM_THRESHOLD = 2.0  # metres: a body segment longer than this means the numbers are millimetres
-
-
-def open_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
-    """All arrays of an npz file, loaded; errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=allow_pickle) as data:
-            return {k: data[k] for k in data.files}
-    except Exception as err:  # noqa: BLE001 - zip, pickle or header errors all mean "not this format"
-        raise DataFormatError(f"{path}: not a readable npz file ({type(err).__name__}: {err})") from err
 
 
 def require(data: dict, keys: tuple[str, ...], path: str | Path) -> None:

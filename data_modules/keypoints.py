@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from data_modules.schema import DataFormatError, PoseDataset, collate_batch
+from data_modules.schema import DataFormatError, PoseDataset, collate_batch, open_npz
 from poseshift.geometry.camera import normalize_screen
 from poseshift.geometry.skeleton import NUM_JOINTS
 
@@ -24,15 +24,10 @@ from poseshift.geometry.skeleton import NUM_JOINTS
 def load_keypoints(path: str | Path, width: float | None = None, height: float | None = None) -> np.ndarray:
     """Screen-normalized (N, 17, 2) keypoints from ``path``; errors name the file and key."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"keypoint file not found: {path}")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a format problem
-        raise DataFormatError(f"{path}: not a readable npz file ({err})") from err
-    key = "pose2d" if "pose2d" in data.files else "keypoints" if "keypoints" in data.files else None
+    data = open_npz(path)
+    key = "pose2d" if "pose2d" in data else "keypoints" if "keypoints" in data else None
     if key is None:
-        raise DataFormatError(f"{path}: needs a 'pose2d' or 'keypoints' array; found {sorted(data.files)}")
+        raise DataFormatError(f"{path}: needs a 'pose2d' or 'keypoints' array; found {sorted(data)}")
     kp = np.asarray(data[key], dtype=np.float32)
     if kp.ndim != 3 or kp.shape[1:] != (NUM_JOINTS, 2):
         raise DataFormatError(f"{path}: {key} must have shape (N, {NUM_JOINTS}, 2), got {kp.shape}")
@@ -41,7 +36,7 @@ def load_keypoints(path: str | Path, width: float | None = None, height: float |
         raise DataFormatError(f"{path}: {key} has NaN or inf in {bad} of {len(kp)} poses")
     if key == "pose2d":
         return kp
-    if "image_size" in data.files:
+    if "image_size" in data:
         size = np.broadcast_to(np.asarray(data["image_size"], dtype=np.float32), (len(kp), 2))
     elif width is not None and height is not None:
         size = np.broadcast_to(np.array([width, height], dtype=np.float32), (len(kp), 2))

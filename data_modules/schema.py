@@ -38,6 +38,18 @@ class DataFormatError(ValueError):
     """A dataset file or array is not what it should be; the message names file and field."""
 
 
+def open_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """All arrays of an npz file, loaded; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=allow_pickle) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as err:  # noqa: BLE001 - zip, pickle or header errors all mean "not this format"
+        raise DataFormatError(f"{path}: not a readable npz file ({type(err).__name__}: {err})") from err
+
+
 @dataclass
 class PoseSet:
     """A split of 2D-3D pose pairs as aligned numpy arrays (first axis = sample)."""
@@ -153,21 +165,16 @@ class PoseSet:
     def load(cls, path: str | Path) -> PoseSet:
         """Read a file written by :meth:`save`, with errors naming the file and key."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"pose set file not found: {path}")
-        try:
-            data = np.load(path, allow_pickle=False)
-        except Exception as err:  # noqa: BLE001 - any reader failure is a format problem
-            raise DataFormatError(f"{path}: not a readable npz file ({err})") from err
+        data = open_npz(path)
         names = {f.name for f in fields(cls)}
-        missing = [k for k in ("pose2d", "intrinsics", "image_size", *INT_KEYS) if k not in data.files]
+        missing = [k for k in ("pose2d", "intrinsics", "image_size", *INT_KEYS) if k not in data]
         if missing:
-            raise DataFormatError(f"{path}: missing keys {missing}; present: {sorted(data.files)}")
-        kwargs = {k: data[k] for k in data.files if k in names and k not in ("action_names", "name")}
+            raise DataFormatError(f"{path}: missing keys {missing}; present: {sorted(data)}")
+        kwargs = {k: v for k, v in data.items() if k in names and k not in ("action_names", "name")}
         return cls(
             **kwargs,
-            action_names=tuple(str(a) for a in data["action_names"]) if "action_names" in data.files else (),
-            name=str(data["name"]) if "name" in data.files else path.stem,
+            action_names=tuple(str(a) for a in data["action_names"]) if "action_names" in data else (),
+            name=str(data["name"]) if "name" in data else path.stem,
             source=str(path),
         )
 
