@@ -30,7 +30,8 @@ class LiftingModule(pl.LightningModule):
     """Base LightningModule: owns ``self.lifter`` and the evaluation protocol.
 
     Args:
-        backbone: lifter architecture, one of ``poseshift.models.BACKBONES``.
+        backbone: lifter architecture, one of ``poseshift.models.BACKBONES`` (ignored when a
+            subclass passes its own ``lifter``).
         backbone_kwargs: constructor arguments of the backbone (sizes, dropout, ...).
         pck_joints: joints that PCK/AUC (and MPJPE) are computed over: ``"all"`` or a
             named set such as ``"official14"`` (the 3DHP protocol).
@@ -53,10 +54,12 @@ class LiftingModule(pl.LightningModule):
         flip_test: bool = False,
         monitor: str = "val/mpjpe",
         per_action: bool = False,
+        *,
+        lifter: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.skeleton: Skeleton = H36M17
-        self.lifter = build_backbone(backbone, **(backbone_kwargs or {}))
+        self.lifter = lifter if lifter is not None else build_backbone(backbone, **(backbone_kwargs or {}))
         self.pck_joints = pck_joints
         self.flip_test = flip_test
         self.monitor = monitor

@@ -115,7 +115,7 @@ class EvoSkeleton(LiftingModule):
         lr: Adam learning rate of every learner (1e-3, constant in the reference).
         weight_decay: Adam weight decay (0).
         max_grad_norm: gradient-norm clip; 0 (reference) disables.
-        pck_joints, flip_test, monitor: see :class:`LiftingModule`.
+        pck_joints, flip_test, monitor, per_action: see :class:`LiftingModule`.
     """
 
     def __init__(
@@ -131,17 +131,13 @@ class EvoSkeleton(LiftingModule):
         pck_joints: str = "all",
         flip_test: bool = False,
         monitor: str = "val/mpjpe",
+        per_action: bool = False,
     ) -> None:
-        # the base builds a registry backbone; a tiny one, replaced by the cascade right away
+        cascade = CascadeLifter(H36M17, num_learners, num_blocks, width, dropout)
         super().__init__(
-            "simple_baseline",
-            {"linear_size": 8, "num_stages": 0},
-            pck_joints=pck_joints,
-            flip_test=flip_test,
-            monitor=monitor,
+            pck_joints=pck_joints, flip_test=flip_test, monitor=monitor, per_action=per_action, lifter=cascade
         )
         self.save_hyperparameters()
-        self.lifter = CascadeLifter(self.skeleton, num_learners, num_blocks, width, dropout)
         self.automatic_optimization = False
         if epochs_per_stage < 1:
             raise ValueError(f"epochs_per_stage must be >= 1, got {epochs_per_stage}")
