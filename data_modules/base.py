@@ -19,6 +19,14 @@ from data_modules.schema import PoseDataset, PoseSet, collate_batch
 from data_modules.temporal import WindowedPoseDataset
 
 
+def describe_sets(sets: DomainSets) -> str:
+    """One line per split: its role, name and size."""
+    rows = [("train", sets.train.name, sets.train), ("val", sets.val.name, sets.val)]
+    rows += [("test", name, p) for name, p in sets.test.items()]
+    rows += [("target 2D (unlabeled)", name, p) for name, p in sets.target_train.items()]
+    return "\n".join(f"{role:<22} {name:<28} {len(p):>9,} samples" for role, name, p in rows)
+
+
 class UnpaddedDistributedSampler(DistributedSampler):
     """Evaluation sampler that splits indices across ranks without repeating any.
 
@@ -163,8 +171,4 @@ class PoseDataModule(pl.LightningDataModule):
 
     def describe(self) -> str:
         """A few lines naming each split and its size, printed at the start of a run."""
-        s = self._require_sets()
-        rows = [("train", s.train.name, s.train), ("val", s.val.name, s.val)]
-        rows += [("test", name, p) for name, p in s.test.items()]
-        rows += [("target 2D (unlabeled)", name, p) for name, p in s.target_train.items()]
-        return "\n".join(f"{role:<22} {name:<28} {len(p):>9,} samples" for role, name, p in rows)
+        return describe_sets(self._require_sets())

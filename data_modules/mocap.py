@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data_modules.base import DomainSets, PoseDataModule
+from data_modules.base import DomainSets, PoseDataModule, describe_sets
 from data_modules.deepmimic import CLIP_NAMES, clip_path, clip_to_world, parse_clip
 from data_modules.rig import CameraRig, pose_set_from_renders, render
 from data_modules.schema import PoseSet
@@ -333,20 +333,13 @@ class MocapDataModule(PoseDataModule):
             "generated the mocap benchmark in %.1f s (%d frames dropped by the camera checks):\n%s",
             time.perf_counter() - start,
             dropped,
-            _describe(sets),
+            describe_sets(sets),
         )
         return sets
 
 
 def _pose_set(parts: list[dict[str, np.ndarray]], name: str, actions: tuple[str, ...]) -> PoseSet:
     return pose_set_from_renders(parts, name, actions, source="poseshift mocap benchmark")
-
-
-def _describe(sets: DomainSets) -> str:
-    lines = [f"  train: {len(sets.train)}", f"  val: {len(sets.val)}"]
-    lines += [f"  test {n}: {len(s)}" for n, s in sets.test.items()]
-    lines += [f"  target_train {n}: {len(s)}" for n, s in sets.target_train.items()]
-    return "\n".join(lines)
 
 
 def _save(sets: DomainSets, folder: Path, config: dict) -> None:
