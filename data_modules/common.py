@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_modules.schema import DataFormatError, open_npz  # noqa: F401 - re-exported for the readers
+from data_modules.schema import DataFormatError, PoseSet, open_npz  # noqa: F401 - open_npz re-exported
 
 log = logging.getLogger(__name__)
 
@@ -142,3 +142,35 @@ def ids(
 def rows(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``value`` repeated to ``shape`` as a writable array of its own (not a broadcast view)."""
     return np.array(np.broadcast_to(value, shape))
+
+
+def finish_pose_set(
+    pose2d: np.ndarray,
+    pose3d_abs_or_rel: np.ndarray,
+    root: np.ndarray | None,
+    intr: np.ndarray,
+    size: np.ndarray,
+    ids: dict[str, np.ndarray],
+    action_names: tuple[str, ...],
+    name: str,
+    source: str,
+    meta: dict,
+    root_note: str = "estimated from 2D and root-relative 3D (least squares)",
+) -> PoseSet:
+    """Root-relative 3D, a root (estimated when the file has none, noted in ``meta``) and the PoseSet."""
+    rel = pose3d_abs_or_rel - pose3d_abs_or_rel[:, :1]
+    if root is None:
+        root = estimate_root(rel, pose2d, intr, exclude=tuple(meta.get("missing_joints", ())))
+        meta = {**meta, "root3d": root_note}
+    return PoseSet(
+        pose2d=pose2d,
+        pose3d=rel,
+        root3d=root,
+        intrinsics=intr,
+        image_size=size,
+        **ids,
+        action_names=action_names,
+        name=name,
+        source=source,
+        meta=meta,
+    )

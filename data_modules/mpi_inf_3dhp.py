@@ -44,7 +44,7 @@ from data_modules.common import (
     MM_THRESHOLD,
     as_dict,
     check_metres,
-    estimate_root,
+    finish_pose_set,
     ids,
     median_bone,
     open_npz,
@@ -89,37 +89,6 @@ def _normalize(px: np.ndarray, size: np.ndarray) -> np.ndarray:
     return normalize_screen(torch.from_numpy(px), float(size[0]), float(size[1])).numpy()
 
 
-def _finish(
-    pose2d: np.ndarray,
-    pose3d_abs_or_rel: np.ndarray,
-    root: np.ndarray | None,
-    intr: np.ndarray,
-    size: np.ndarray,
-    ids: dict[str, np.ndarray],
-    action_names: tuple[str, ...],
-    name: str,
-    source: str,
-    meta: dict,
-) -> PoseSet:
-    """Root-relative 3D, a root (estimated when the file has none) and the PoseSet."""
-    rel = pose3d_abs_or_rel - pose3d_abs_or_rel[:, :1]
-    if root is None:
-        root = estimate_root(rel, pose2d, intr, exclude=tuple(meta.get("missing_joints", ())))
-        meta = {**meta, "root3d": "estimated from 2D and root-relative 3D (least squares)"}
-    return PoseSet(
-        pose2d=pose2d,
-        pose3d=rel,
-        root3d=root,
-        intrinsics=intr,
-        image_size=size,
-        **ids,
-        action_names=action_names,
-        name=name,
-        source=source,
-        meta=meta,
-    )
-
-
 def load_poseaug_test(
     path: str | Path, eval_joints: str = "all", studio_frames: int | None = None
 ) -> PoseSet:
@@ -161,7 +130,7 @@ def load_poseaug_test(
         "intrinsics": "TS1-4/TS5-6 nominal, by frame order",
     }
     group = outdoor.astype(np.int64)
-    return _finish(
+    return finish_pose_set(
         to_h36m17(p2, layout),
         to_h36m17(p3, layout),
         None,
@@ -357,7 +326,7 @@ def load_adaptpose_test(
         "norm": "screen",
         "intrinsics": "TS1-4/TS5-6 nominal",
     }
-    return _finish(
+    return finish_pose_set(
         pose2d,
         pose3d,
         pose3d[:, 0].copy() if absolute else None,

@@ -30,7 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from data_modules.common import check_metres, estimate_root, ids, open_npz, pose_array, require, rows
+from data_modules.common import (
+    check_metres,
+    finish_pose_set,
+    ids,
+    open_npz,
+    pose_array,
+    require,
+    rows,
+)
 from data_modules.cross_dataset import TargetDomain
 from data_modules.schema import DataFormatError, PoseSet
 from data_modules.skeletons import eval_joint_set, to_h36m17
@@ -249,22 +257,20 @@ def load_adaptpose(
         raise DataFormatError(f"{path}: positions_3d: {len(p3)} poses, positions_2d has {n}")
     check_metres(p3, path, "positions_3d")
     pose3d = to_h36m17(p3, layout)
-    rel = pose3d - pose3d[:, :1]
-    if np.median(pose3d[:, 0, 2]) > 0.5:
-        root = pose3d[:, 0]
-    else:
-        root = estimate_root(rel, pose2d, intr, exclude=(9,))
-        meta["root3d"] = "estimated with the nominal intrinsics"
-    return PoseSet(
-        pose2d=pose2d,
-        pose3d=rel,
-        root3d=root,
-        intrinsics=intr,
-        image_size=size,
-        **ids(n),
-        name=f"3dpw_adaptpose_{split}.{joint_set}",
-        source=str(path),
-        meta=meta,
+    # files that keep the absolute root (camera depth well above 0) need no estimate
+    root = pose3d[:, 0] if np.median(pose3d[:, 0, 2]) > 0.5 else None
+    return finish_pose_set(
+        pose2d,
+        pose3d,
+        root,
+        intr,
+        size,
+        ids(n),
+        (),
+        f"3dpw_adaptpose_{split}.{joint_set}",
+        str(path),
+        meta,
+        root_note="estimated with the nominal intrinsics",
     )
 
 
