@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from data_modules.base import DomainSets, PoseDataModule
-from data_modules.schema import PoseSet
+from data_modules.schema import DataFormatError, PoseSet
 
 MODES = ("evolved", "mixed", "original")
 
@@ -74,7 +74,11 @@ class EvolvedDataModule(PoseDataModule):
     def load_evolved(self) -> PoseSet:
         evolved = PoseSet.load(Path(self.path))
         if not evolved.labeled:
-            raise ValueError(f"{self.path}: an evolved set must carry pose3d/root3d")
+            raise DataFormatError(f"{self.path}: an evolved set must carry pose3d/root3d")
+        if len(evolved) == 0:
+            raise DataFormatError(
+                f"{self.path}: holds no 2D-3D pairs; run `poseshift evolve` again (it names the problem)"
+            )
         if self.max_evolved is not None and len(evolved) > self.max_evolved:
             rng = np.random.default_rng(self.seed)
             evolved = evolved.subset(np.sort(rng.choice(len(evolved), self.max_evolved, replace=False)))

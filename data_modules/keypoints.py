@@ -37,7 +37,13 @@ def load_keypoints(path: str | Path, width: float | None = None, height: float |
     if key == "pose2d":
         return kp
     if "image_size" in data:
-        size = np.broadcast_to(np.asarray(data["image_size"], dtype=np.float32), (len(kp), 2))
+        size = np.asarray(data["image_size"], dtype=np.float32)
+        if size.shape not in ((2,), (len(kp), 2)):
+            raise DataFormatError(
+                f"{path}: image_size must have shape (2,) or ({len(kp)}, 2) (width, height in pixels), "
+                f"got {size.shape}"
+            )
+        size = np.broadcast_to(size, (len(kp), 2))
     elif width is not None and height is not None:
         size = np.broadcast_to(np.array([width, height], dtype=np.float32), (len(kp), 2))
     else:

@@ -9,11 +9,13 @@ under its own name: ``test/<set>/mpjpe``, ``test/<set>/pa_mpjpe``, ``test/<set>/
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from poseshift.geometry.skeleton import H36M17, Skeleton
@@ -45,6 +47,9 @@ class LiftingModule(pl.LightningModule):
     A test set whose ``PoseSet.meta`` has ``"eval_joints"`` (e.g. ``"official14"`` for 3DHP)
     is evaluated on those joints instead of ``pck_joints``.
     """
+
+    # True for methods whose schedules (LR decay, stages, ...) need trainer.max_epochs >= 0
+    needs_finite_epochs: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -98,6 +103,8 @@ class LiftingModule(pl.LightningModule):
         return dm.test_set_names
 
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.check_schedule()
         if stage not in ("test", "fit"):
             return
         poses = self._test_poses()
@@ -153,24 +160,49 @@ class LiftingModule(pl.LightningModule):
         return self.lift_for_eval(batch["pose2d"])
 
     def configure_callbacks(self) -> list[Callback]:
-        """Keep the best checkpoint by ``monitor`` (replacing Lightning's default one) and print results.
+        """Print test results; when fitting, keep the checkpoints under
+        ``<default_root_dir>/checkpoints`` (:class:`~poseshift.callbacks.LiftingCheckpoint`: best by
+        ``monitor``, ``last.ckpt`` every epoch, ``interrupted.ckpt`` on Ctrl-C), replacing
+        Lightning's default one.
 
-        With ``enable_checkpointing=False`` no checkpoint callback is added.
+        Nothing is added twice (``test`` after ``fit`` on the same trainer), no checkpoint
+        callback is added outside ``fit`` or with ``enable_checkpointing=False``.
         """
-        from poseshift.callbacks import ResultsTable
+        from poseshift.callbacks import LiftingCheckpoint, ResultsTable
 
-        callbacks: list[Callback] = [ResultsTable()]
-        if self.trainer.checkpoint_callback is not None:
-            callbacks.append(
-                ModelCheckpoint(
-                    monitor=self.monitor,
-                    mode="min",
-                    save_last=True,
-                    filename="best-{epoch:03d}",
-                    auto_insert_metric_name=False,
-                )
-            )
+        trainer = self.trainer
+        callbacks: list[Callback] = []
+        if not any(isinstance(c, ResultsTable) for c in trainer.callbacks):
+            callbacks.append(ResultsTable())
+        fitting = trainer.state.fn == "fit"
+        default = trainer.checkpoint_callback
+        if fitting and default is not None and not isinstance(default, LiftingCheckpoint):
+            dirpath = Path(trainer.default_root_dir) / "checkpoints"
+            callbacks.append(LiftingCheckpoint(monitor=self.monitor, dirpath=dirpath))
         return callbacks
+
+    def check_schedule(self) -> None:
+        """Refuse (or, for methods without a schedule, loudly allow) ``trainer.max_epochs = -1``.
+
+        Methods whose schedules depend on the run's length set ``needs_finite_epochs``.
+        """
+        max_epochs = self.trainer.max_epochs
+        if max_epochs is not None and max_epochs >= 0:
+            return
+        name = type(self).__name__
+        if not self.needs_finite_epochs and self.trainer.max_steps >= 0:
+            return  # bounded by max_steps
+        if self.needs_finite_epochs:
+            raise ValueError(
+                f"--trainer.max_epochs {max_epochs}: {name}'s schedule is defined over a finite number "
+                "of epochs; set --trainer.max_epochs N"
+            )
+        warnings.warn(
+            f"--trainer.max_epochs {max_epochs}: {name} trains until you stop it (Ctrl-C keeps "
+            "checkpoints/last.ckpt; `--ckpt_path last` resumes)",
+            UserWarning,
+            stacklevel=2,
+        )
 
     # -- helpers for manual optimization ----------------------------------------------------------
     def optimizer_step_with_clip(

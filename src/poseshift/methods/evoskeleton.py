@@ -118,6 +118,8 @@ class EvoSkeleton(LiftingModule):
         pck_joints, flip_test, monitor, per_action: see :class:`LiftingModule`.
     """
 
+    needs_finite_epochs = True  # stages are epoch ranges
+
     def __init__(
         self,
         num_learners: int = 2,

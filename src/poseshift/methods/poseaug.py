@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -55,6 +56,8 @@ from poseshift.geometry.kcs import kcs, part_kcs
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.methods.base import LiftingModule
 from poseshift.models.blocks import ResidualMLP, kaiming_init_linear
+
+SCRATCH = "scratch"  # ``pretrained`` value that trains the lifter from random weights on purpose
 
 # -- losses --------------------------------------------------------------------------------------
 
@@ -392,7 +395,8 @@ class PoseAug(LiftingModule):
     Args:
         backbone, backbone_kwargs: the lifter (see :class:`LiftingModule`).
         pretrained: path to a :class:`~poseshift.methods.Baseline` checkpoint whose lifter
-            weights start the lifter (the reference requires one).
+            weights start the lifter (the reference requires one); a fresh ``fit`` without one
+            is refused, ``"scratch"`` trains the lifter from random weights on purpose.
         lr_g, lr_d, lr_p: Adam learning rates of G, both Ds and the lifter (reference 1e-4;
             lr_p 1e-3 for SemGCN).
         epochs: E of the LR decay and the beta schedule; ``None`` = ``trainer.max_epochs``.
@@ -426,6 +430,8 @@ class PoseAug(LiftingModule):
         log_every_n_steps_hist: steps between augmentation histograms (0 disables).
         figure_every_n_epochs: epochs between Figure-7 plots (0 disables).
     """
+
+    needs_finite_epochs = True  # the LR decay and the beta schedule run over the epochs
 
     def __init__(
         self,
@@ -537,8 +543,16 @@ class PoseAug(LiftingModule):
             return
         # a fresh fit starts from the pretrained baseline; a resumed one restores its own
         # checkpoint, and loading a finished model never needs the baseline file
-        if self.hparams.pretrained and self.trainer.ckpt_path is None:
-            self.load_pretrained(self.hparams.pretrained)
+        if self.trainer.ckpt_path is None:
+            pretrained = self.hparams.pretrained
+            if pretrained is None:
+                raise ValueError(
+                    "--model.init_args.pretrained: PoseAug starts from a trained baseline of the same "
+                    "backbone (as the reference does); pass its checkpoint (poseshift fit --config "
+                    "experiments/baseline/...), or `scratch` to train the lifter from random weights"
+                )
+            if pretrained != SCRATCH:
+                self.load_pretrained(pretrained)
         sets = getattr(getattr(self.trainer, "datamodule", None), "sets", None)
         train = getattr(sets, "train", None)
         if train is None or train.pose3d is None:
@@ -607,8 +621,13 @@ class PoseAug(LiftingModule):
 
     def on_train_epoch_end(self) -> None:
         scheds = self.lr_schedulers()
-        for sched in scheds if isinstance(scheds, list) else [scheds]:
-            sched.step()
+        with warnings.catch_warnings():
+            # The reference steps every player's scheduler each epoch, also when that player's
+            # optimizer did not step (the lifter during warm-up): torch then warns about the call
+            # order, which is intended here.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            for sched in scheds if isinstance(scheds, list) else [scheds]:
+                sched.step()
         self._sync_lifter_buffers()
         if (
             self._stats
