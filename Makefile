@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)  ## create .venv with torch (CPU), the package (editable) and test tools
 
 demo: install  ## train the baseline on the embedded mocap benchmark and print the results table
-	$(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml --test_after_fit true
+	$(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml --test_after_fit true $(ARGS)
 
 test: install  ## run the test suite (what CI runs)
 	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests

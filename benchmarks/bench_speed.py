@@ -180,7 +180,7 @@ def bench_backbone(name: str, dm: MocapDataModule, steps: int, epoch_batches: in
     res["baseline_lightning_sps"] = _best_rate(timer.batch[2:], BATCH)
 
     # PoseAug iteration: plain loop (after warm-up: feedback on)
-    model = PoseAug(backbone=name, backbone_kwargs=kw, warmup=0)
+    model = PoseAug(backbone=name, backbone_kwargs=kw, warmup=0, pretrained="scratch")
     model.train()
     train = dm.sets.train  # what PoseAug.setup takes from the DataModule
     model._real3d = torch.as_tensor(train.pose3d) + torch.as_tensor(train.root3d)[:, None]
@@ -200,7 +200,7 @@ def bench_backbone(name: str, dm: MocapDataModule, steps: int, epoch_batches: in
 
     # PoseAug: Lightning, per iteration (non-final batches) and whole epochs
     timer = BatchTimer()
-    model = PoseAug(backbone=name, backbone_kwargs=kw, warmup=0, epochs=2)
+    model = PoseAug(backbone=name, backbone_kwargs=kw, warmup=0, epochs=2, pretrained="scratch")
     limit = epoch_batches if epoch_batches else 1.0
     _trainer([timer], max_epochs=2, limit_train_batches=limit).fit(model, datamodule=dm)
     per_epoch = len(timer.batch) // 2

@@ -72,6 +72,11 @@ class EvolvedDataModule(PoseDataModule):
         self.seed = seed
 
     def load_evolved(self) -> PoseSet:
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(
+                f"{self.path}: file not found; write it first with `poseshift evolve --config "
+                "experiments/evoskeleton/evolve_<...>.yaml` (its `output`)"
+            )
         evolved = PoseSet.load(Path(self.path))
         if not evolved.labeled:
             raise DataFormatError(f"{self.path}: an evolved set must carry pose3d/root3d")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 
 from data_modules.base import DomainSets, PoseDataModule
@@ -100,3 +101,22 @@ class SyntheticDataModule(PoseDataModule):
 
 
 assert H36M17.num_joints == len(_REST)
+
+
+class StopAt(pl.Callback):
+    """Stop a fit at a chosen batch as Ctrl-C does (KeyboardInterrupt) or with an error.
+
+    Args:
+        epoch: epoch (0-based) to stop in.
+        batch: batch index within that epoch, before the batch is trained on.
+        error: raise ``RuntimeError("loss is not finite")`` instead of KeyboardInterrupt.
+    """
+
+    def __init__(self, epoch: int, batch: int = 0, error: bool = False) -> None:
+        self.epoch, self.batch, self.error = epoch, batch, error
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            if self.error:
+                raise RuntimeError("loss is not finite")
+            raise KeyboardInterrupt

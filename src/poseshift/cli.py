@@ -14,6 +14,7 @@ and exits non-zero (the traceback with ``--debug`` or ``POSESHIFT_DEBUG=1``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import os
@@ -90,7 +91,7 @@ def check_config_files(argv: list[str]) -> None:
             raise UserError(f"{path}: cannot read it as a YAML config ({err})") from None
 
 
-def _option_checks(group: str, node: Any) -> None:
+def _option_checks(group: str, node: Any, pretrained: bool = False) -> None:
     """Values a constructor would reject late or with a traceback, checked with the option's name."""
     from poseshift.methods.poseaug import SCRATCH
     from poseshift.models import BACKBONES
@@ -100,10 +101,10 @@ def _option_checks(group: str, node: Any) -> None:
     for key, value in vars(node.init_args).items():
         option = f"{group}.init_args.{key}"
         if isinstance(value, Namespace):
-            _option_checks(option, value)
+            _option_checks(option, value, pretrained)
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                _option_checks(f"{option}[{i}]", item)
+                _option_checks(f"{option}[{i}]", item, pretrained)
         if isinstance(value, bool) or value is None:
             continue
         if key in ("batch_size", "eval_batch_size") and isinstance(value, int) and value < 1:
@@ -115,7 +116,7 @@ def _option_checks(group: str, node: Any) -> None:
         if key == "backbone" and isinstance(value, str) and value not in BACKBONES:
             known = ", ".join(sorted(BACKBONES))
             raise UserError(f"{option}: unknown backbone {value!r}; known backbones: {known}")
-        if key == "pretrained" and isinstance(value, str) and value != SCRATCH:
+        if pretrained and key == "pretrained" and isinstance(value, str) and value != SCRATCH:
             read_checkpoint(value, option=option)
 
 
@@ -200,6 +201,7 @@ class PoseShiftCLI(LightningCLI):
                 print(f"--ckpt_path {ckpt}: {path}", flush=True)
             cfg.ckpt_path = ckpt = str(path)
         content = read_checkpoint(ckpt)
+        self._ckpt_hparams = dict(content.get("hyper_parameters") or {})
         run = run_of_checkpoint(Path(ckpt))
         if model_path is not None:
             check_checkpoint_model(content, model_path, ckpt, run / "config.yaml" if run else None)
@@ -209,6 +211,25 @@ class PoseShiftCLI(LightningCLI):
             if run is not None and run.parent.resolve() == self.experiment.resolve():
                 self.resume_dir = run
 
+    def _parse_ckpt_path(self) -> None:
+        """Apply the checkpoint's hyperparameters over the config, as LightningCLI does.
+
+        Unlike LightningCLI's, this also works for checkpoints written without the CLI (no
+        ``_class_path``): the class was checked to be the configured one.
+        """
+        subcommand = self.config.get("subcommand")
+        hparams = dict(getattr(self, "_ckpt_hparams", {}))
+        hparams.pop("_instantiator", None)
+        if subcommand not in SUBCOMMANDS or not hparams:
+            return
+        class_path = hparams.pop("_class_path", None) or self.config[subcommand].model.class_path
+        model = {"class_path": class_path, "init_args": hparams}
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+        except Exception as err:
+            ckpt = self.config[subcommand].ckpt_path
+            raise UserError(f"--ckpt_path {ckpt}: {format_error(err).removeprefix('error: ')}") from err
+
     # -- before instantiation: options, run folder, loggers -------------------------------------------
     def before_instantiate_classes(self) -> None:
         subcommand = self.subcommand
@@ -216,7 +237,7 @@ class PoseShiftCLI(LightningCLI):
             return
         cfg = self.config[subcommand]
         _check_accelerator(cfg.trainer)
-        _option_checks("--model", cfg.model)
+        _option_checks("--model", cfg.model, pretrained=subcommand == "fit" and not cfg.get("ckpt_path"))
         _option_checks("--data", cfg.data)
         predict_output = cfg.get("predict_output")
         if subcommand == "predict" and predict_output and Path(predict_output).exists():
@@ -244,18 +265,20 @@ class PoseShiftCLI(LightningCLI):
             trim_metrics_csv(run_dir / "csv" / "metrics.csv", self.resume_epoch)
         if _RUN.writer:
             self._save_config(given, run_dir)
-            record = {
-                "command": subcommand,
-                "argv": sys.argv[1:],
-                "experiment": str(self.experiment),
-                "status": "running",
-                "ckpt_path": cfg.get("ckpt_path"),
-            }
-            if _RUN.resumed:
-                resumes = previous.get("resumes", []) + [{"at": now(), "from": cfg.ckpt_path}]
-                update_run(run_dir, **record, resumes=resumes, finished=None)
+            if _RUN.resumed:  # the first command stays on record; each resume is added to it
+                resume = {"at": now(), "argv": sys.argv[1:], "from": cfg.ckpt_path}
+                resumes = previous.get("resumes", []) + [resume]
+                update_run(run_dir, status="running", resumes=resumes, finished=None)
             else:
-                update_run(run_dir, **record, started=now())
+                update_run(
+                    run_dir,
+                    command=subcommand,
+                    argv=sys.argv[1:],
+                    experiment=str(self.experiment),
+                    ckpt_path=cfg.get("ckpt_path"),
+                    status="running",
+                    started=now(),
+                )
 
     def _save_config(self, given: Namespace, run_dir: Path) -> None:
         name = "config.yaml"
@@ -415,6 +438,8 @@ def _finish_run(status: str, error: str | None = None) -> None:
         return
     if status == "failed" and not _RUN.resumed and not _has_outputs(run_dir):
         shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the experiment folder too, if this run was its first
+            run_dir.parent.rmdir()
         _RUN.run_dir = None
         return
     update_run(run_dir, status=status, finished=now(), **({"error": error} if error else {}))

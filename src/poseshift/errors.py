@@ -83,8 +83,9 @@ def _dataset_folder(err: FileNotFoundError) -> str | None:
     """The folder of a missing dataset file, when the error came from a dataset reader."""
     frames = traceback.extract_tb(err.__traceback__)
     readers = [f for f in frames if "data_modules" in Path(f.filename).parts]
-    if not readers or all(Path(f.filename).name in ("keypoints.py", "deepmimic.py") for f in readers):
-        return None  # predict inputs and the embedded clips are not dataset folders
+    own_hint = ("keypoints.py", "deepmimic.py", "evolved.py")
+    if not readers or any(Path(f.filename).name in own_hint for f in readers):
+        return None  # predict inputs, the embedded clips and evolved files are not dataset folders
     path = err.filename or str(err).split(":", 1)[0]
     path = Path(path)
     return str(path if path.suffix == "" and not path.exists() else path.parent)

@@ -133,7 +133,7 @@ def find_checkpoint(experiment: Path, which: str) -> Path:
 
 def run_of_checkpoint(path: Path) -> Path | None:
     """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), if it is one."""
-    run = Path(path).resolve().parent.parent
+    run = Path(path).parent.parent
     return run if Path(path).resolve().parent.name == "checkpoints" and read_run(run) else None
 
 
