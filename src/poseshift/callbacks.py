@@ -23,13 +23,16 @@ METRIC_COLUMNS = (
 )
 
 
-def collect_results(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Group ``test/<set>/<metric>`` values into {set: {metric: value}}."""
+def collect_results(metrics: dict[str, Any], stage: str = "test") -> dict[str, dict[str, float]]:
+    """Group ``test/<set>/<metric>`` values into {set: {metric: value}}; for ``stage="val"`` the
+    source validation metrics ``val/<metric>`` become the one row ``val``."""
     table: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "test":
+        if stage == "test" and len(parts) == 3 and parts[0] == "test":
             table.setdefault(parts[1], {})[parts[2]] = float(value)
+        elif stage == "val" and len(parts) == 2 and parts[0] == "val":
+            table.setdefault("val", {})[parts[1]] = float(value)
     return table
 
 
@@ -55,7 +58,7 @@ def keep_previous(path: Path) -> Path | None:
 
 
 class ResultsTable(pl.Callback):
-    """After ``test``, print the per-test-set metrics and save them as JSON and Markdown.
+    """After ``test`` (and ``validate``), print the per-test-set metrics and save them as JSON and Markdown.
 
     Args:
         out_dir: folder of ``results.json``/``results.md``; ``None`` = the trainer's log folder.
@@ -66,11 +69,18 @@ class ResultsTable(pl.Callback):
         self.out_dir = Path(out_dir) if out_dir is not None else None
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, "test")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":  # not the validations inside fit
+            self._report(trainer, "val")
+
+    def _report(self, trainer: pl.Trainer, stage: str) -> None:
         # log_dir is a collective call under DDP: every rank must ask for it
         out_dir = self.out_dir or Path(trainer.log_dir or trainer.default_root_dir)
         if not trainer.is_global_zero:
             return
-        table = collect_results(trainer.callback_metrics)
+        table = collect_results(trainer.callback_metrics, stage)
         if not table:
             return
         text = format_results(table)
@@ -79,7 +89,8 @@ class ResultsTable(pl.Callback):
             keep_previous(out_dir / name)
         (out_dir / "results.json").write_text(json.dumps(table, indent=2))
         (out_dir / "results.md").write_text(text + "\n")
-        print(f"\nTest results ({out_dir / 'results.md'}):\n{text}\n", flush=True)
+        title = "Test" if stage == "test" else "Validation"
+        print(f"\n{title} results ({out_dir / 'results.md'}):\n{text}\n", flush=True)
 
 
 # -- checkpoints -----------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class RunState:
     subcommand: str | None = None
     resumed: bool = False
     writer: bool = True  # this process writes run.json (not a DDP child)
+    argv: tuple[str, ...] = ()  # the command's arguments, for run.json
 
 
 _RUN = RunState()
@@ -266,14 +267,14 @@ class PoseShiftCLI(LightningCLI):
         if _RUN.writer:
             self._save_config(given, run_dir)
             if _RUN.resumed:  # the first command stays on record; each resume is added to it
-                resume = {"at": now(), "argv": sys.argv[1:], "from": cfg.ckpt_path}
+                resume = {"at": now(), "argv": list(_RUN.argv), "from": cfg.ckpt_path}
                 resumes = previous.get("resumes", []) + [resume]
                 update_run(run_dir, status="running", resumes=resumes, finished=None)
             else:
                 update_run(
                     run_dir,
                     command=subcommand,
-                    argv=sys.argv[1:],
+                    argv=list(_RUN.argv),
                     experiment=str(self.experiment),
                     ckpt_path=cfg.get("ckpt_path"),
                     status="running",
@@ -369,6 +370,9 @@ class PoseShiftCLI(LightningCLI):
     def before_test(self) -> None:
         self.config_init[self.subcommand]["verbose"] = False  # our ResultsTable prints the one table
 
+    def before_validate(self) -> None:
+        self.config_init[self.subcommand]["verbose"] = False  # likewise
+
     def before_predict(self) -> None:
         output = self.config_init[self.subcommand].get("predict_output")
         output = Path(output) if output else Path(self.trainer.default_root_dir) / "predictions.npz"
@@ -462,9 +466,9 @@ def _run_cli(args: list[str] | None) -> None:
 def main(args: list[str] | None = None) -> int:
     """Entry point of the ``poseshift`` command (``args`` for calling it from Python); the exit status."""
     global _RUN
-    _RUN = RunState()
     argv = list(sys.argv[1:] if args is None else args)
     debug, argv = pop_debug(argv)
+    _RUN = RunState(argv=tuple(argv))
     if debug:
         os.environ[DEBUG_ENV] = "1"  # processes Lightning starts for DDP inherit it
     if args is None:

@@ -109,7 +109,8 @@ def fit_runs(experiment: Path) -> list[Path]:
     for path in experiment.iterdir():
         record = read_run(path) if path.is_dir() else {}
         if record.get("command") == "fit":
-            runs.append((str(record.get("started", "")), path.name, path))
+            # same-second runs: "<stamp>-fit" before "<stamp>-fit-2" before "<stamp>-fit-10"
+            runs.append((str(record.get("started", "")), len(path.name), path.name, path))
     return [p for *_, p in sorted(runs)]
 
 
