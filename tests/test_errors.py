@@ -280,3 +280,25 @@ def test_training_error_saves_no_checkpoint(cli_env, capsys):
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True, map_location="cpu")
     assert last["epoch"] == 1  # the last completed epoch, saved before the failure
     assert '"status": "failed"' in (run / "run.json").read_text()
+
+
+def test_evolve_refuses_to_write_zero_pairs(tmp_path, monkeypatch):
+    """When the camera rig drops every evolved pose, nothing is written and the error says why."""
+    from data_modules.deepmimic import load_clip
+    from poseshift.evolution import driver
+
+    np.savez(tmp_path / "world.npz", joints=np.asarray(load_clip("walk")[:64]))
+    empty = synthetic_set(4, 0, "evolved").subset(np.zeros(4, dtype=bool))
+    monkeypatch.setattr(driver, "project_population", lambda *args, **kwargs: empty)
+    out = tmp_path / "evolved.npz"
+    with pytest.raises(
+        ValueError, match=r"evolved\.npz: not written: the camera rig dropped all [\d,]+ evolved"
+    ):
+        driver.run_evolution(
+            driver.SourceConfig(kind="world", path=str(tmp_path / "world.npz")),
+            driver.EvolutionConfig(target_ratio=1.2),
+            driver.ValidityConfig(kind="none"),
+            str(out),
+            progress=False,
+        )
+    assert not out.exists() and not Path(str(out) + ".json").exists()
