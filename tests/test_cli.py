@@ -38,6 +38,7 @@ def only_run_folder(root: Path, suffix: str) -> Path:
     return runs[0]
 
 
+@pytest.mark.subprocess
 def test_installed_script_exit_status_and_run_folders(tmp_path):
     """fit, test, predict with the installed script: exit 0, one folder each; a failure exits 1."""
     config = write_config(tmp_path, BASELINE)
@@ -99,6 +100,7 @@ def test_installed_script_exit_status_and_run_folders(tmp_path):
     assert len(list(runs.iterdir())) == 3  # the failed command left no folder
 
 
+@pytest.mark.subprocess
 def test_make_demo_exits_zero(tmp_path):
     """``make demo`` (the README's first command) with a reduced budget: exit 0, the table, one cache line."""
     budget = (

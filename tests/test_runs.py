@@ -147,6 +147,7 @@ def test_baseline_without_max_epochs_warns_loudly(cli_env, capsys, recwarn):
     assert any("Baseline trains until you stop it" in str(w.message) for w in recwarn)
 
 
+@pytest.mark.subprocess
 def test_ctrl_c_saves_and_resume_continues_the_same_run(tmp_path):
     """A real SIGINT to the installed script: exit 130, checkpoints kept, ``--ckpt_path last`` continues."""
     config = write_config(tmp_path, BASELINE, epochs=100_000)
@@ -188,6 +189,7 @@ def test_ctrl_c_saves_and_resume_continues_the_same_run(tmp_path):
     assert epochs == list(range(done + 3))  # every epoch once, none lost, none repeated
 
 
+@pytest.mark.subprocess
 def test_wandb_only_when_asked_and_resume_keeps_the_run(tmp_path):
     """W&B (offline) logs fit into the run folder; a resume continues its W&B run; test starts none."""
     config = write_config(tmp_path, BASELINE, epochs=3)
@@ -220,6 +222,7 @@ def test_wandb_only_when_asked_and_resume_keeps_the_run(tmp_path):
     assert "anonymous" not in first.stdout + first.stderr + test.stdout + test.stderr
 
 
+@pytest.mark.subprocess
 def test_ddp_run_uses_one_folder_and_no_sync_dist_warnings(tmp_path):
     """Two CPU processes (Lightning re-runs the command): one run folder, exact metrics, quiet."""
     config = write_config(tmp_path, BASELINE)

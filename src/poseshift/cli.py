@@ -287,7 +287,7 @@ class PoseShiftCLI(LightningCLI):
         while (run_dir / name).exists():  # a resumed fit keeps the first config beside its own
             n += 1
             name = f"config.resume-{n}.yaml"
-        self._parser(self.subcommand).save(given, run_dir / name, skip_none=False, overwrite=False)
+        self._parser(self.subcommand).save(given, run_dir / name, skip_unset=False, overwrite=False)
 
     @staticmethod
     def _patch_loggers(cfg: Namespace, subcommand: str, run_dir: Path, wandb_id: str | None) -> None:
