@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,17 @@ def restore_rng(state: dict[str, Any]) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
     random.setstate((3, tuple(state["python"]), state["python_gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:  # another machine: the CPU streams are restored, the GPU ones cannot be
+            warnings.warn(
+                f"the checkpoint holds the random states of {len(cuda)} GPUs, this machine has "
+                f"{torch.cuda.device_count()}: GPU random numbers will differ from the interrupted run",
+                UserWarning,
+                stacklevel=2,
+            )
 
 
 def _distributed() -> bool:

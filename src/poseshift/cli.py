@@ -296,6 +296,8 @@ class PoseShiftCLI(LightningCLI):
             cfg.trainer.logger = False  # predict logs nothing: no CSV file, no W&B run
             return
         loggers = cfg.trainer.logger
+        if loggers is None or loggers is True:  # Lightning's default logger: ours, in the run folder
+            loggers = [Namespace(class_path="poseshift.loggers.CSVLogger", init_args=Namespace())]
         if not isinstance(loggers, list | Namespace):
             return
         entries = loggers if isinstance(loggers, list) else [loggers]
