@@ -37,10 +37,10 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
         AcceptAll,
         EvolutionConfig,
         LearnedValidity,
-        bone_length_templates,
         evolve,
         finalize,
         load_source,
+        mean_bone_lengths,
         place_on_ground,
         project_population,
     )
@@ -59,7 +59,7 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
     local = to_local(world)
     model = AcceptAll() if validity == "none" else LearnedValidity().fit(local)
     initial = LocalPose(local.directions.float(), local.lengths.float(), local.root.float())
-    templates = bone_length_templates(initial.lengths, groups[pick])
+    templates = mean_bone_lengths(initial.lengths, groups[pick])
     del local, world
     cfg = EvolutionConfig()
     # warm-up: first calls of many torch kernels pay one-time costs

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poseshift.geometry.skeleton import JOINT_NAMES, NUM_JOINTS
+from poseshift.geometry.skeleton import EVAL_JOINT_SETS, JOINT_NAMES, NECK_NOSE, NUM_JOINTS
 
-NECK_NOSE = JOINT_NAMES.index("neck_nose")
 THORAX = JOINT_NAMES.index("thorax")
 HEAD_TOP = JOINT_NAMES.index("head_top")
 
@@ -256,14 +255,6 @@ LAYOUTS: dict[str, Layout] = {
             "AdaptPose data_3dpw_gt_test.npz: H36M-16 with the legs swapped",
         ),
     )
-}
-
-# Joint sets for evaluation, as H36M-17 indices. "official14" is the 3DHP PCK protocol
-# (DATA_FORMATS.md 7.4); "all16" excludes the interpolated neck_nose of 16-joint sources.
-EVAL_JOINT_SETS: dict[str, tuple[int, ...]] = {
-    "all": tuple(range(NUM_JOINTS)),
-    "all16": tuple(j for j in range(NUM_JOINTS) if j != NECK_NOSE),
-    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
 }
 
 

@@ -7,6 +7,7 @@ model, so 2D and 3D agree as they do in real data.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,16 @@ from data_modules.base import DomainSets, PoseDataModule
 from data_modules.schema import PoseSet
 from poseshift.geometry.camera import h36m_intrinsics, project
 from poseshift.geometry.skeleton import H36M17
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (experiments/, benchmarks/, Makefile)."""
+
+
+def first_training_batch(dm: PoseDataModule) -> dict[str, Any]:
+    """The first ``{"source": ..., "target"?: ...}`` training batch of a DataModule."""
+    batch, _, _ = next(iter(dm.train_dataloader()))
+    return batch
+
 
 # a rough standing pose (x right, y down, z forward), metres, root at the origin
 _REST = np.array(

@@ -140,7 +140,7 @@ def swap_bone_lengths(
     return set_bone_lengths(pose, templates[idx].to(pose), skeleton)
 
 
-def bone_length_templates(
+def median_bone_lengths(
     poses: torch.Tensor, owner: torch.Tensor, skeleton: Skeleton = H36M17, symmetric: bool = True
 ) -> torch.Tensor:
     """(T, B) per-owner median bone lengths of poses (N, J, 3), one row per distinct ``owner`` (N,).
@@ -222,10 +222,10 @@ __all__ = [
     "augmentation_stats",
     "bone_angle_perturb",
     "bone_length_scale",
-    "bone_length_templates",
     "expand_shared",
     "group_matrix",
     "in_frame",
+    "median_bone_lengths",
     "reproject",
     "rigid_transform",
     "swap_bone_lengths",

@@ -15,10 +15,10 @@ from poseshift.evolution.driver import (
 )
 from poseshift.evolution.operators import (
     CROSSOVER_SUBTREES,
-    bone_length_templates,
     camera_to_upright,
     choose_bones,
     crossover,
+    mean_bone_lengths,
     mutate_bone_lengths,
     mutate_global,
     mutate_local,
@@ -36,7 +36,7 @@ __all__ = [
     "LearnedValidity",
     "SourceConfig",
     "ValidityConfig",
-    "bone_length_templates",
+    "mean_bone_lengths",
     "camera_to_upright",
     "choose_bones",
     "crossover",

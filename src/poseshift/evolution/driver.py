@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from poseshift.evolution.operators import (
-    bone_length_templates,
     camera_to_upright,
     choose_bones,
     crossover,
+    mean_bone_lengths,
     mutate_bone_lengths,
     mutate_global,
     mutate_local,
@@ -521,7 +521,7 @@ def run_evolution(
         loaded = loaded["templates"] if hasattr(loaded, "files") else loaded
         templates = torch.as_tensor(np.asarray(loaded, dtype=np.float32)).reshape(-1, NUM_BONES)
     else:
-        templates = bone_length_templates(initial.lengths, groups)
+        templates = mean_bone_lengths(initial.lengths, groups)
     world = finalize(result, evolution, templates, gen)
     t0 = time.perf_counter()
     poses = project_population(world, rig, seed, group_size)

@@ -9,8 +9,10 @@ screen-normalized 2D directly.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from poseshift.geometry.rotations import quaternion_rotate
+from poseshift.geometry.skeleton import H36M17, Skeleton
 
 INTRINSICS_DIM = 9
 
@@ -202,3 +204,23 @@ def h36m_intrinsics(normalized: bool = True) -> tuple[torch.Tensor, torch.Tensor
     if normalized:
         k = normalize_intrinsics(k, size[:, 0:1].squeeze(-1), size[:, 1:2].squeeze(-1))
     return k.float(), size.float()
+
+
+def body_frame_viewpoint(
+    pose: torch.Tensor, skeleton: Skeleton = H36M17
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Azimuth and elevation (deg) of the camera seen from the body of absolute poses (N, J, 3).
+
+    Body frame: x from the left to the right hip, y up the spine (pelvis -> thorax, made
+    orthogonal to x), z = y cross x (the facing direction). The camera sits at the origin, so a
+    subject facing it is at azimuth 0, elevation 0.
+    """
+    r_hip, l_hip = skeleton.index("r_hip"), skeleton.index("l_hip")
+    thorax = skeleton.index("thorax")
+    x = F.normalize(pose[:, r_hip] - pose[:, l_hip], dim=-1)
+    up = pose[:, thorax] - pose[:, 0]
+    y = F.normalize(up - (up * x).sum(-1, keepdim=True) * x, dim=-1)
+    z = torch.cross(y, x, dim=-1)  # facing direction: up x right
+    cam = F.normalize(-pose[:, 0], dim=-1)
+    cx, cy, cz = (cam * x).sum(-1), (cam * y).sum(-1), (cam * z).sum(-1)
+    return torch.rad2deg(torch.atan2(cx, cz)), torch.rad2deg(torch.asin(cy.clamp(-1, 1)))

@@ -143,3 +143,16 @@ H36M17 = Skeleton(
     right=RIGHT_JOINTS,
     parts=_H36M_PARTS,
 )
+
+
+# Evaluation joint sets as H36M-17 indices, defined once for the metrics and the datasets.
+# "official14" is the MPI-INF-3DHP PCK protocol (head_top, thorax, shoulders, elbows, wrists,
+# hips, knees, ankles; no pelvis, spine or nose; DATA_FORMATS.md 7.4); "all16" leaves out
+# neck_nose, which 16-joint sources (PoseAug/AdaptPose files, SMPL) lack and poseshift fills
+# by interpolation, so it is never scored.
+NECK_NOSE = JOINT_NAMES.index("neck_nose")
+EVAL_JOINT_SETS: dict[str, tuple[int, ...]] = {
+    "all": tuple(range(NUM_JOINTS)),
+    "all16": tuple(j for j in range(NUM_JOINTS) if j != NECK_NOSE),
+    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
+}

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import first_training_batch
 
 pytest.importorskip("pybullet_data", reason="the embedded mocap clips need pip install pybullet==3.2.7")
 
@@ -331,7 +332,7 @@ def test_sequence_ids(default_sets: tuple[MocapDataModule, DomainSets]) -> None:
 
 def test_loaders_and_test_set_selection(default_sets: tuple[MocapDataModule, DomainSets]) -> None:
     dm, _ = default_sets
-    batch = next(iter(dm.train_dataloader()))
+    batch = first_training_batch(dm)["source"]
     assert batch["pose2d"].shape == (dm.batch_size, 17, 2) and batch["pose3d"].shape == (dm.batch_size, 17, 3)
     assert len(dm.test_dataloader()) == 5
     assert "pose3d" not in next(iter(dm.target_dataloader("new_view")))

@@ -11,10 +11,10 @@ from poseshift.augment import (
     BL_GROUPS_H36M17,
     bone_angle_perturb,
     bone_length_scale,
-    bone_length_templates,
     expand_shared,
     group_matrix,
     in_frame,
+    median_bone_lengths,
     reproject,
     rigid_transform,
     swap_bone_lengths,
@@ -139,7 +139,7 @@ def test_swap_bone_lengths_uses_template_rows():
 def test_templates_are_per_owner_and_symmetric():
     x = poses(20)
     owner = torch.tensor([0] * 10 + [7] * 10)
-    tmpl = bone_length_templates(x, owner)
+    tmpl = median_bone_lengths(x, owner)
     assert tmpl.shape == (2, 16)
     torch.testing.assert_close(tmpl, tmpl[:, H36M17.bone_flip_permutation])
 

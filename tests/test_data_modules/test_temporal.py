@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from fixtures import write_h36m
+from helpers import first_training_batch
 
 from data_modules.h36m import H36MDataModule
 from data_modules.schema import DataFormatError, PoseSet
@@ -83,5 +84,5 @@ def test_h36m_module_serves_windows(tmp_path) -> None:
     # the centre of each window is the sample itself; the first window starts with 13 copies of frame 0
     np.testing.assert_array_equal(batch["pose2d"][:, 13].numpy(), test.pose2d[:8])
     np.testing.assert_array_equal(batch["pose2d"][0, :14].numpy(), np.repeat(test.pose2d[:1], 14, 0))
-    train = next(iter(dm.train_dataloader()))
+    train = first_training_batch(dm)["source"]
     assert train["pose2d"].shape == (4, 27, 17, 2)

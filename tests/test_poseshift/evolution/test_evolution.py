@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import _REST, SyntheticDataModule
+from helpers import _REST, REPO_ROOT, SyntheticDataModule, first_training_batch
 
 from poseshift.evolution import (
     AcceptAll,
     AkhterValidity,
     EvolutionConfig,
     LearnedValidity,
-    bone_length_templates,
     camera_to_upright,
     choose_bones,
     crossover,
     evolve,
     evolve_main,
     finalize,
+    mean_bone_lengths,
     mutate_bone_lengths,
     mutate_global,
     mutate_local,
@@ -172,7 +171,7 @@ def test_global_mutation_rotates_rigidly_about_root(local):
 
 
 def test_bone_length_mutation_uses_templates(local):
-    templates = bone_length_templates(local.lengths, torch.arange(400) % 3)
+    templates = mean_bone_lengths(local.lengths, torch.arange(400) % 3)
     assert templates.shape == (3, 16)
     new = mutate_bone_lengths(local.lengths, templates, 0.5, _gen(10))
     is_template = (new[:, None] == templates[None]).all(-1).any(-1)
@@ -318,7 +317,7 @@ def test_evolve_reaches_target_and_reports_acceptance(local, model):
     assert all(0 < s.acceptance <= 1 for s in result.stats)
     assert all(s.candidates == 2 * s.pairs for s in result.stats)
     assert model(result.population).all()  # every kept child passed selection
-    world = finalize(result, cfg, bone_length_templates(initial.lengths), _gen(13))
+    world = finalize(result, cfg, mean_bone_lengths(initial.lengths), _gen(13))
     assert world.shape == (800, 17, 3) and torch.isfinite(world).all()
     assert ((world[..., 2].amin(-1) - 0.02).abs() < 0.02).all()
 
@@ -371,7 +370,7 @@ def test_evolve_main_writes_a_pose_set(tmp_path, world):
     )
     alone.setup("fit")
     assert len(alone.sets.train) == 100
-    batch = next(iter(mixed.train_dataloader()))
+    batch = first_training_batch(mixed)["source"]
     assert batch["pose2d"].shape == (32, 17, 2)
 
 
@@ -388,7 +387,7 @@ def test_h36m_world_source(tmp_path, world):
     assert torch.allclose(joints, world[:200:2].float().double(), atol=1e-6)
 
 
-EVOLVE_CONFIGS = sorted((Path(__file__).parents[1] / "experiments" / "evoskeleton").glob("evolve_*.yaml"))
+EVOLVE_CONFIGS = sorted((REPO_ROOT / "experiments" / "evoskeleton").glob("evolve_*.yaml"))
 
 
 @pytest.mark.parametrize("config", EVOLVE_CONFIGS, ids=lambda p: p.name)
