@@ -33,13 +33,13 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
     import numpy as np
     import torch
 
+    from data_modules.commands.evolve import SourceConfig, load_source
     from poseshift.evolution import (
         AcceptAll,
         EvolutionConfig,
         LearnedValidity,
         evolve,
         finalize,
-        load_source,
         mean_bone_lengths,
         place_on_ground,
         project_population,
@@ -47,7 +47,7 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
     from poseshift.geometry.local_frames import LocalPose, to_local
 
     torch.set_num_threads(threads)
-    joints, groups = load_source(__import__("poseshift.evolution", fromlist=["SourceConfig"]).SourceConfig())
+    joints, groups = load_source(SourceConfig())
     g = torch.Generator().manual_seed(seed)
     pick = torch.randint(len(joints), (size,), generator=g)
     world = joints[pick] + 0.01 * torch.randn(size, 17, 3, generator=g, dtype=joints.dtype)
@@ -92,12 +92,12 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
         "peak_rss_mb": _rss_mb(),
     }
     if project:
-        from data_modules.rig import CameraRig
+        from poseshift.geometry.rig import CameraRig
 
         t1 = time.perf_counter()
-        poses = project_population(out[:project], CameraRig.h36m(), seed)
+        parts = project_population(out[:project], CameraRig.h36m(), seed)
         figures["projection_poses_per_s"] = project / (time.perf_counter() - t1)
-        figures["projection_pairs"] = len(poses)
+        figures["projection_pairs"] = sum(len(p["pose2d"]) for p in parts)
     return figures
 
 

@@ -57,7 +57,14 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
 @dataclass
 class DomainSets:
-    """What a DataModule provides: labeled source splits, named test sets, unlabeled target 2D."""
+    """What a DataModule provides: labeled source splits, named test sets, unlabeled target 2D.
+
+    Args:
+        train: labeled source training split.
+        val: validation split (source, or a target test set for oracle selection).
+        test: test sets by name, in evaluation order.
+        target_train: unlabeled target-domain training 2D by name.
+    """
 
     train: PoseSet
     val: PoseSet
@@ -201,6 +208,7 @@ class PoseDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
+            generator=generator,  # the loader draws its workers' base seed from it, too
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             persistent_workers=self.num_workers > 0,

@@ -29,7 +29,14 @@ HEAD_TOP = JOINT_NAMES.index("head_top")
 
 @dataclass(frozen=True)
 class Layout:
-    """A joint order found in files: its own joint names and the map to H36M-17."""
+    """A joint order found in files: its own joint names and the map to H36M-17.
+
+    Args:
+        name: registry name.
+        joint_names: the layout's joint names, in file order.
+        to_h36m17: for each H36M-17 joint, the file's index of it (``None`` when missing).
+        note: where the layout is found.
+    """
 
     name: str
     joint_names: tuple[str, ...]

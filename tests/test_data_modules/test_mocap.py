@@ -24,9 +24,9 @@ from data_modules.mocap import (  # noqa: E402
     MocapDomain,
     cache_root,
 )
-from data_modules.rig import H36M_CAPTURE_CENTRE, CameraRig, render  # noqa: E402
 from data_modules.schema import DataFormatError, PoseSet  # noqa: E402
 from poseshift.geometry.camera import H36M_S1_EXTRINSICS, project, world_to_camera  # noqa: E402
+from poseshift.geometry.rig import H36M_CAPTURE_CENTRE, CameraRig, render  # noqa: E402
 from poseshift.geometry.skeleton import H36M17  # noqa: E402
 
 J = {name: i for i, name in enumerate(H36M17.names)}

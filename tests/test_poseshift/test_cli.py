@@ -14,6 +14,9 @@ from helpers import REPO_ROOT
 
 ROOT = REPO_ROOT
 
+# every test here starts the command in a subprocess
+pytestmark = pytest.mark.slow
+
 TINY = """
 seed_everything: 0
 trainer:

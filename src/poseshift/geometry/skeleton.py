@@ -44,6 +44,13 @@ class Skeleton:
 
     The root is joint 0 and every parent precedes its children, so chains can be
     accumulated in index order. Bone ``k`` ends at joint ``k + 1``.
+
+    Args:
+        names: joint names.
+        parents: parent index of each joint (-1 for the root, joint 0).
+        left: left joints of the left/right pairs.
+        right: their right partners, in the same order.
+        parts: body parts as bone indices (for part-aware KCS).
     """
 
     names: tuple[str, ...]

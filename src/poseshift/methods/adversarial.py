@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from poseshift.methods.base import Evaluation, LiftingModule
+from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation, LiftingModule
 
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -106,7 +106,7 @@ class AdversarialModule(LiftingModule):
         self,
         backbone: str = "simple_baseline",
         backbone_kwargs: dict[str, Any] | None = None,
-        evaluation: Evaluation | None = None,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         pretrained: str | None = None,
         finite_check_every: int | None = None,
         *,
@@ -139,7 +139,9 @@ class AdversarialModule(LiftingModule):
         """Optimizer steps player ``name`` has taken (kept in checkpoints)."""
         return self._steps.get(name, 0)
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         saved = state_dict.get(prefix + "player_steps")
         if saved is not None:  # sized by the players: take the saved shape
             self.player_steps = torch.zeros_like(saved, device=self.player_steps.device)

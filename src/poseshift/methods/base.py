@@ -53,6 +53,12 @@ class Evaluation:
     per_action: bool = False
 
 
+# the default of every method's ``evaluation`` argument (frozen, so one shared instance is safe)
+DEFAULT_EVALUATION = Evaluation()
+# checkpoints store it among the hyperparameters; let torch's safe (weights-only) loader accept it
+torch.serialization.add_safe_globals([Evaluation])
+
+
 class LiftingModule(pl.LightningModule):
     """Base LightningModule: owns ``self.lifter`` and the evaluation protocol.
 
@@ -60,7 +66,7 @@ class LiftingModule(pl.LightningModule):
         backbone: lifter architecture, one of ``poseshift.models.BACKBONES`` (ignored when a
             subclass passes its own ``lifter``).
         backbone_kwargs: constructor arguments of the backbone (sizes, dropout, ...).
-        evaluation: evaluation options (:class:`Evaluation`); ``None`` = its defaults.
+        evaluation: evaluation options (:class:`Evaluation`).
         lifter: a ready lifter network (keyword only; for subclasses that build their own).
     """
 
@@ -68,14 +74,14 @@ class LiftingModule(pl.LightningModule):
         self,
         backbone: str = "simple_baseline",
         backbone_kwargs: dict[str, Any] | None = None,
-        evaluation: Evaluation | None = None,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         *,
         lifter: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.skeleton: Skeleton = H36M17
         self.lifter = lifter if lifter is not None else build_backbone(backbone, **(backbone_kwargs or {}))
-        self.evaluation = evaluation if evaluation is not None else Evaluation()
+        self.evaluation = evaluation
         self.val_metrics = pose_metrics(joints=self.evaluation.pck_joints)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)

@@ -13,7 +13,7 @@ import torch
 
 from poseshift.batches import TrainBatch
 from poseshift.methods.adversarial import AdversarialModule, Player
-from poseshift.methods.base import Evaluation
+from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
 
 
 class Baseline(AdversarialModule):
@@ -28,7 +28,8 @@ class Baseline(AdversarialModule):
         max_grad_norm: gradient-norm clip (reference: 1); 0 disables clipping.
         weight_decay: Adam weight decay (reference: 0).
         evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
-        finite_check_every: see :class:`~poseshift.methods.adversarial.AdversarialModule`.
+        finite_check_every: player steps between host checks that losses and gradients are finite
+            (``None``: every step on CPU, every 100 on an accelerator).
     """
 
     def __init__(
@@ -40,7 +41,7 @@ class Baseline(AdversarialModule):
         lr_decay_steps: int = 100_000,
         max_grad_norm: float = 1.0,
         weight_decay: float = 0.0,
-        evaluation: Evaluation | None = None,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         finite_check_every: int | None = None,
     ) -> None:
         super().__init__(backbone, backbone_kwargs, evaluation, finite_check_every=finite_check_every)

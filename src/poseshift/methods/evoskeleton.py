@@ -24,7 +24,7 @@ from torch import nn
 from poseshift.batches import TrainBatch
 from poseshift.geometry.skeleton import H36M17
 from poseshift.methods.adversarial import AdversarialModule, Player
-from poseshift.methods.base import Evaluation
+from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
 from poseshift.models.cascade import CascadeLifter
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ class EvoSkeleton(AdversarialModule):
         weight_decay: Adam weight decay (0).
         max_grad_norm: gradient-norm clip; 0 (reference) disables.
         evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
-        finite_check_every: see :class:`~poseshift.methods.adversarial.AdversarialModule`.
+        finite_check_every: player steps between host checks that losses and gradients are finite
+            (``None``: every step on CPU, every 100 on an accelerator).
 
     Each learner is a player (``"learner0"``, ``"learner1"``, ...) with its own Adam.
     """
@@ -62,7 +63,7 @@ class EvoSkeleton(AdversarialModule):
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         max_grad_norm: float = 0.0,
-        evaluation: Evaluation | None = None,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         finite_check_every: int | None = None,
     ) -> None:
         cascade = CascadeLifter(H36M17, num_learners, num_blocks, width, dropout)

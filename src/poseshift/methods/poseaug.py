@@ -59,7 +59,7 @@ from poseshift.augment import (
 from poseshift.batches import TrainBatch
 from poseshift.loggers import log_figure, log_histograms
 from poseshift.methods.adversarial import AdversarialModule, Player
-from poseshift.methods.base import Evaluation
+from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
 from poseshift.models import KCSDiscriminator, PoseAugmentor, PoseDiscriminator2D
 
 BUFFER_KEYS = ("aug2d", "aug3d", "keep", "real2d", "real3d")
@@ -140,7 +140,8 @@ class PoseAug(AdversarialModule):
         log_every_n_steps_hist: G steps between augmentation histograms (0 disables).
         figure_every_n_epochs: epochs between Figure-7 plots (0 disables).
         evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
-        finite_check_every: see :class:`~poseshift.methods.adversarial.AdversarialModule`.
+        finite_check_every: player steps between host checks that losses and gradients are finite
+            (``None``: every step on CPU, every 100 on an accelerator).
     """
 
     def __init__(
@@ -192,7 +193,7 @@ class PoseAug(AdversarialModule):
         in_frame_lower: bool = False,
         log_every_n_steps_hist: int = 0,
         figure_every_n_epochs: int = 0,
-        evaluation: Evaluation | None = None,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         finite_check_every: int | None = None,
     ) -> None:
         super().__init__(backbone, backbone_kwargs, evaluation, pretrained, finite_check_every)

@@ -77,6 +77,7 @@ def test_test_metrics_are_named_per_test_set():
     assert results[0]["test/alpha/mpjpe"] != results[1]["test/beta/mpjpe"]
 
 
+@pytest.mark.slow
 def test_ddp_spawn_two_processes_matches_one(tmp_path):
     torch.manual_seed(0)
     model = Baseline(backbone_kwargs=SMALL)
@@ -91,6 +92,7 @@ def test_ddp_spawn_two_processes_matches_one(tmp_path):
             assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-4), key
 
 
+@pytest.mark.slow
 def test_ddp_spawn_fit_runs(tmp_path):
     torch.manual_seed(0)
     model = Baseline(backbone_kwargs=SMALL)
