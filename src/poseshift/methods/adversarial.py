@@ -56,8 +56,9 @@ class Player:
         weight_decay: weight decay.
         max_grad_norm: gradient-norm clip; 0 disables clipping.
         lr_lambda: LR factor as a function of the schedule counter (LambdaLR); ``None`` = constant.
-        interval: what the schedule counter counts: ``"epoch"`` (stepped at every epoch end) or
-            ``"step"`` (this player's optimizer steps).
+        interval: what the schedule counter counts: ``"epoch"`` (stepped at every epoch end),
+            ``"step"`` (this player's optimizer steps) or another player's name (that player's
+            steps: e.g. ``"g"`` decays every player's LR per generator step, as one clock).
     """
 
     module: nn.Module
@@ -72,8 +73,6 @@ class Player:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.interval not in ("epoch", "step"):
-            raise ValueError(f"interval must be 'epoch' or 'step', got {self.interval!r}")
         if not self.lr > 0:
             raise ValueError(f"learning rates must be positive, got {self.lr}")
 
@@ -163,6 +162,15 @@ class AdversarialModule(LiftingModule):
             if player.lr_lambda is not None:
                 scheds.append(torch.optim.lr_scheduler.LambdaLR(opt, player.lr_lambda))
         self._has_schedule = {n: p.lr_lambda is not None for n, p in players.items()}
+        unknown = {p.interval for p in players.values()} - {"epoch", "step", *players}
+        if unknown:
+            raise ValueError(f"a schedule's interval must be 'epoch', 'step' or a player name, got {unknown}")
+        # schedules advanced after each step of a player: its own ("step") and those that name it
+        self._clocked = {
+            name: [n for n, p in players.items() if p.lr_lambda is not None and p.interval in (name,)]
+            + ([name] if players[name].lr_lambda is not None and players[name].interval == "step" else [])
+            for name in players
+        }
         return opts, scheds
 
     def _optimizer(self, name: str) -> Any:
@@ -201,8 +209,8 @@ class AdversarialModule(LiftingModule):
         self.player_steps[self._names.index(name)] += 1
         self._record_finite(name, terms, norm)
         opt.step()
-        if self._intervals[name] == "step" and self._has_schedule[name]:
-            self._scheduler(name).step()
+        for clocked in self._clocked[name]:
+            self._scheduler(clocked).step()
         return total
 
     # -- finiteness ---------------------------------------------------------------------------------

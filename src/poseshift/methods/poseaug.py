@@ -32,6 +32,8 @@ the losses, pool and feedback in :mod:`poseshift.adversarial`, the update mechan
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import torch
@@ -52,6 +54,7 @@ from poseshift.adversarial import (
 from poseshift.augment import (
     augmentation_stats,
     in_frame,
+    in_view,
     median_bone_lengths,
     reproject,
     swap_bone_lengths,
@@ -63,6 +66,7 @@ from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
 from poseshift.models import KCSDiscriminator, PoseAugmentor, PoseDiscriminator2D
 
 BUFFER_KEYS = ("aug2d", "aug3d", "keep", "real2d", "real3d")
+log = logging.getLogger(__name__)
 
 
 class PoseAug(AdversarialModule):
@@ -98,6 +102,11 @@ class PoseAug(AdversarialModule):
         lr_p: Adam learning rate of the lifter (1e-4; 1e-3 for SemGCN).
         epochs: E of the LR decay and the beta schedule; ``None`` = ``trainer.max_epochs``.
         warmup: epochs of GAN-only training (no feedback, no estimator updates) (2).
+        schedule_steps: count the LR decay and the beta ramp in G steps over this many G steps
+            instead of in epochs over ``epochs`` (the reference runs ~75,000 G steps: 50 epochs
+            of ~1,500); every player's LR then decays per G step. ``None`` = per epoch (code).
+        warmup_steps: warm-up length in G steps instead of ``warmup`` epochs (the reference's 2
+            epochs are ~3,000 G steps); ``None`` = ``warmup`` epochs.
         d_every: D steps once per this many G steps (``df`` = 2).
         max_grad_norm: gradient clip of every player (1).
         use_ba: bone-angle augmentation (Table 5 ablation switch).
@@ -137,6 +146,11 @@ class PoseAug(AdversarialModule):
         batched_feedback: one lifter pass over the BA and RT feedback pairs instead of two.
         feedback_train_mode: keep the lifter in train() mode during feedback (reference: True).
         in_frame_lower: also drop augmented pairs with a coordinate < -1 (reference: False).
+        in_frame_filter: which augmented pairs the lifter trains on: ``"reference"`` (no 2D
+            coordinate above 1 after the clamped projection; about 40 % of the pairs kept at
+            initialisation have a clamped joint whose 2D does not match its 3D) or ``"strict"``
+            (also every joint in front of the camera and unclamped, :func:`~poseshift.augment.in_view`).
+            Both kept fractions are logged.
         log_every_n_steps_hist: G steps between augmentation histograms (0 disables).
         figure_every_n_epochs: epochs between Figure-7 plots (0 disables).
         evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
@@ -154,6 +168,8 @@ class PoseAug(AdversarialModule):
         lr_p: float = 1e-4,
         epochs: int | None = None,
         warmup: int = 2,
+        schedule_steps: int | None = None,
+        warmup_steps: int | None = None,
         d_every: int = 2,
         max_grad_norm: float = 1.0,
         use_ba: bool = True,
@@ -191,6 +207,7 @@ class PoseAug(AdversarialModule):
         batched_feedback: bool = True,
         feedback_train_mode: bool = True,
         in_frame_lower: bool = False,
+        in_frame_filter: str = "reference",
         log_every_n_steps_hist: int = 0,
         figure_every_n_epochs: int = 0,
         evaluation: Evaluation = DEFAULT_EVALUATION,
@@ -203,6 +220,11 @@ class PoseAug(AdversarialModule):
             raise ValueError(f"estimator_schedule must be 'epoch' or 'iteration', got {estimator_schedule!r}")
         if d3d_input not in ("ba", "rt"):
             raise ValueError(f"d3d_input must be 'ba' or 'rt', got {d3d_input!r}")
+        if in_frame_filter not in ("reference", "strict"):
+            raise ValueError(f"in_frame_filter must be 'reference' or 'strict', got {in_frame_filter!r}")
+        for name, value in (("schedule_steps", schedule_steps), ("warmup_steps", warmup_steps)):
+            if value is not None and value < (1 if name == "schedule_steps" else 0):
+                raise ValueError(f"{name} must be a positive number of G steps or null, got {value}")
         if not (use_ba or use_bl or use_rt):
             raise ValueError("PoseAug needs at least one of BA, BL, RT; use Baseline for none")
         self.save_hyperparameters()
@@ -229,15 +251,17 @@ class PoseAug(AdversarialModule):
     def configure_players(self) -> dict[str, Player]:
         """G, D3d, D2d (those that exist) and the lifter, each Adam with the reference's linear decay."""
         hp = self.hparams
-        total = self._epochs()
+        # the reference's linear decay 1 - e / (E + 1), over epochs or, per G step, over G steps
+        total = hp.schedule_steps if hp.schedule_steps is not None else self._epochs()
+        interval = "g" if hp.schedule_steps is not None else "epoch"
 
-        def decay(epoch: int) -> float:
-            return 1.0 - epoch / (total + 1)
+        def decay(count: int) -> float:
+            return 1.0 - min(count, total) / (total + 1)
 
         nets = {"g": (self.generator, hp.lr_g), "d3d": (self.d3d, hp.lr_d), "d2d": (self.d2d, hp.lr_d)}
         nets["p"] = (self.lifter, hp.lr_p)
         return {
-            name: Player(module, lr, max_grad_norm=hp.max_grad_norm, lr_lambda=decay)
+            name: Player(module, lr, max_grad_norm=hp.max_grad_norm, lr_lambda=decay, interval=interval)
             for name, (module, lr) in nets.items()
             if module is not None
         }
@@ -251,6 +275,18 @@ class PoseAug(AdversarialModule):
         if self.templates.numel() == 0 and self.hparams.template_swap:
             self.templates = median_bone_lengths(pose, train["subject"], self.skeleton).to(self.device)
         self._real_pose, self._real_cam = pose.to(self.device), train["intrinsics"].to(self.device)
+
+    def on_train_start(self) -> None:
+        steps = self.hparams.schedule_steps
+        batches = self.trainer.num_training_batches
+        planned = (self.trainer.max_epochs or 0) * batches if math.isfinite(batches) else 0
+        if steps is not None and planned > 0 and planned != steps:
+            log.warning(
+                "PoseAug: the LR decay and the beta ramp run over schedule_steps=%d G steps, but the "
+                "trainer runs %d (max_epochs x batches per epoch)",
+                steps,
+                planned,
+            )
 
     def _epochs(self) -> int:
         if self.hparams.epochs is not None:
@@ -280,14 +316,26 @@ class PoseAug(AdversarialModule):
             ]
         )
 
+    def beta_at_fraction(self, fraction: float) -> tuple[float, float]:
+        """(beta_ba, beta_rt) a ``fraction`` of the way through the schedule."""
+        hp = self.hparams
+        return (
+            hp.beta_ba[0] + (hp.beta_ba[1] - hp.beta_ba[0]) * fraction,
+            hp.beta_rt[0] + (hp.beta_rt[1] - hp.beta_rt[0]) * fraction,
+        )
+
     @property
     def after_warmup(self) -> bool:
+        """Feedback and lifter updates are on: after ``warmup`` epochs, or ``warmup_steps`` G steps."""
+        if self.hparams.warmup_steps is not None:
+            return self.global_step_g >= self.hparams.warmup_steps
         return self.epoch > self.hparams.warmup
 
     def on_train_epoch_start(self) -> None:
-        self.beta.copy_(self.beta_at(self.epoch))
-        self.log("poseaug/beta_ba", self.beta[0])
-        self.log("poseaug/beta_rt", self.beta[1])
+        if self.hparams.schedule_steps is None:
+            self.beta.copy_(self.beta_at(self.epoch))
+            self.log("poseaug/beta_ba", self.beta[0])
+            self.log("poseaug/beta_rt", self.beta[1])
 
     # -- the algorithm ------------------------------------------------------------------------------
     def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
@@ -295,6 +343,14 @@ class PoseAug(AdversarialModule):
         source = batch["source"]
         cam = source["intrinsics"]
         iteration = self.global_step_g  # the reference's train_iter_num before this G step
+        warm = self.after_warmup  # one answer for the whole iteration (it may flip at its G step)
+        if hp.schedule_steps is not None:  # beta follows G steps: during G step k, k / S of the ramp
+            beta_ba, beta_rt = self.beta_at_fraction(
+                min(iteration + 1, hp.schedule_steps) / hp.schedule_steps
+            )
+            self.beta[0].fill_(beta_ba)
+            self.beta[1].fill_(beta_rt)
+            self.log_dict({"poseaug/beta_ba": beta_ba, "poseaug/beta_rt": beta_rt})
 
         # 1. the G input: source 3D with random bone-length templates, re-projected
         pose = self._swap(source["pose3d"] + source["root3d"][:, None])
@@ -310,7 +366,7 @@ class PoseAug(AdversarialModule):
         if self.d2d is not None:
             losses["adv2d"] = lsgan_generator_loss(self.d2d(aug2d_rt), hp.w_adv2d)
         losses["reg"] = hp.w_reg * self.regularizer(aug)
-        if hp.use_feedback and self.after_warmup:
+        if hp.use_feedback and warm:
             orig, ba, rt = self.feedback_errors(
                 [(pose2d, pose), (aug2d_ba, aug["pose_ba"]), (aug2d_rt, aug["pose_rt"])]
             )
@@ -335,12 +391,16 @@ class PoseAug(AdversarialModule):
                 self.log("train/d2d_loss", d_loss.detach())
 
         # 4. estimator: in-frame augmented pairs (root-relative targets) and the real pairs
-        keep = in_frame(aug2d_rt, lower=hp.in_frame_lower)
+        keep_reference = in_frame(aug2d_rt, lower=hp.in_frame_lower)
+        keep_strict = keep_reference & in_frame(aug2d_rt, lower=True) & in_view(aug["pose_rt"].detach())
+        keep = keep_strict if hp.in_frame_filter == "strict" else keep_reference
         aug2d, aug3d = aug2d_rt.detach(), aug["pose_rt"].detach()
         aug3d = aug3d - aug3d[:, :1]
         self.log("poseaug/kept_fraction", keep.float().mean())
+        self.log("poseaug/kept_fraction_reference", keep_reference.float().mean())
+        self.log("poseaug/kept_fraction_strict", keep_strict.float().mean())
         self._record_stats(aug)
-        if not self.after_warmup:
+        if not warm:
             return  # the lifter is not trained during warm-up
         if hp.estimator_schedule == "iteration":
             # boolean selection waits for the device; the paper's schedule needs it every step

@@ -467,3 +467,48 @@ def test_resume_mid_epoch_keeps_the_epoch_buffer(tmp_path):
     assert resumed.steps_of("g") == 3
     assert order.count("p") >= 3  # at least the 96 real pairs in batches of 32
     assert all(len(v) == 0 for v in resumed._buffer.values())
+
+
+# -- schedules counted in G steps ------------------------------------------------------------------
+
+
+def test_step_counted_warmup_lr_decay_and_beta():
+    pl.seed_everything(0)
+    model = PoseAug(
+        **TINY, warmup_steps=2, schedule_steps=6, estimator_schedule="iteration", beta_ba=(3.0, 5.0)
+    )
+    order = record_order(model)
+    betas: list[float] = []
+
+    class Probe(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            betas.append(float(pl_module.beta[0]))
+
+    trainer(max_epochs=2, limit_train_batches=3, callbacks=[Probe()]).fit(model, datamodule=data())
+    per_iteration = " ".join(order).split("g")[1:]  # what follows each G step: D and lifter steps
+    # G steps 1 and 2 are warm-up (no lifter step); from the third on the lifter trains every step
+    assert ["p" in steps for steps in per_iteration] == [False, False, True, True, True, True]
+    assert model.steps_of("g") == 6
+    # every player's LR decays per G step: 1 - 6 / 7 after the sixth
+    for opt in model.optimizers():
+        assert opt.param_groups[0]["lr"] / opt.defaults["lr"] == pytest.approx(1 - 6 / 7)
+    # beta during G step k is k / 6 of the way from 3 to 5
+    assert betas == pytest.approx([3 + 2 * k / 6 for k in range(1, 7)])
+
+
+def test_strict_filter_keeps_only_pairs_whose_2d_is_their_projection():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0, in_frame_filter="strict", estimator_schedule="epoch")
+    logged: dict = {}
+
+    class Probe(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            logged.update({k: float(v) for k, v in trainer.callback_metrics.items() if "kept" in k})
+            logged["strict_rows"] = int(pl_module._buffer["keep"][-1].sum())
+
+    trainer(max_epochs=1, limit_train_batches=1, callbacks=[Probe()]).fit(model, datamodule=data())
+    assert logged["poseaug/kept_fraction"] == logged["poseaug/kept_fraction_strict"]
+    assert logged["poseaug/kept_fraction_strict"] <= logged["poseaug/kept_fraction_reference"]
+    assert logged["strict_rows"] == round(32 * logged["poseaug/kept_fraction_strict"])
+    with pytest.raises(ValueError, match="in_frame_filter"):
+        PoseAug(**TINY, in_frame_filter="loose")
