@@ -5,7 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo test test-quick lint format clean bench-data bench-poseaug bench-speed bench-evolve
+.PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton \
+	bench-data bench-speed bench-evolve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -34,8 +35,14 @@ test-quick: install  ## the tests without the slow ones (DDP, subprocesses of th
 bench-data: install  ## full-size H36M-format file set: load time and peak memory (targets < 20 s, < 4 GB)
 	$(PY) benchmarks/bench_data.py $(ARGS)
 
-bench-poseaug: install  ## baseline vs PoseAug (+ Table 5/6/7 rows) on the embedded benchmark, 3 seeds
-	WANDB_MODE=disabled $(PY) benchmarks/bench_poseaug.py --ablations all --double-baseline $(ARGS)
+bench: install  ## the leaderboard: every method vs a baseline with as many lifter steps, 3 seeds (ARGS=--quick: smoke)
+	$(PY) benchmarks/leaderboard.py --group all $(ARGS)
+
+bench-poseaug: install  ## baseline vs PoseAug and its ablation rows on the embedded benchmark, 3 seeds
+	$(PY) benchmarks/leaderboard.py --group poseaug $(ARGS)
+
+bench-evoskeleton: install  ## baseline vs EvoSkeleton (evolved data + cascade), 3 seeds
+	$(PY) benchmarks/leaderboard.py --group evoskeleton $(ARGS)
 
 bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and the matmul ceiling
 	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py --threads 1 $(ARGS)

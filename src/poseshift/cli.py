@@ -74,15 +74,12 @@ def extra_commands() -> dict[str, object]:
     return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
-def main(args: list[str] | None = None) -> PoseShiftCLI | None:
-    """Entry point of the ``poseshift`` command (``args`` for calling it from Python)."""
-    argv = sys.argv[1:] if args is None else list(args)
-    commands = extra_commands()
-    if argv and argv[0] in commands:
-        code = commands[argv[0]].load()(argv[1:])
-        if code:
-            raise SystemExit(code)
-        return None
+def build_cli(args: list[str] | None = None, run: bool = True) -> PoseShiftCLI:
+    """The LightningCLI of ``poseshift`` on ``args`` (``None`` reads ``sys.argv``).
+
+    With ``run=False`` it only parses and instantiates (no subcommand): benchmarks use this to
+    build exactly what ``poseshift fit --config ...`` builds, then drive the Trainer themselves.
+    """
     return PoseShiftCLI(
         LiftingModule,
         pl.LightningDataModule,
@@ -92,7 +89,20 @@ def main(args: list[str] | None = None) -> PoseShiftCLI | None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"description": DESCRIPTION},
         args=args,  # None reads sys.argv, as LightningCLI expects from a command line
+        run=run,
     )
+
+
+def main(args: list[str] | None = None) -> PoseShiftCLI | None:
+    """Entry point of the ``poseshift`` command (``args`` for calling it from Python)."""
+    argv = sys.argv[1:] if args is None else list(args)
+    commands = extra_commands()
+    if argv and argv[0] in commands:
+        code = commands[argv[0]].load()(argv[1:])
+        if code:
+            raise SystemExit(code)
+        return None
+    return build_cli(args)
 
 
 if __name__ == "__main__":
