@@ -92,10 +92,15 @@ def test_auc_hand_computed():
     m = AUC(root_relative=False)
     m.update(pred, target)
     torch.testing.assert_close(m.compute(), torch.tensor(20 / 31 * 100))
-    # perfect prediction: every threshold, 0 mm included -> 100
+    # perfect prediction: every threshold but 0 mm (errors must be strictly below it) -> 30/31
     perfect = AUC()
     perfect.update(target, target)
-    torch.testing.assert_close(perfect.compute(), torch.tensor(100.0))
+    torch.testing.assert_close(perfect.compute(), torch.tensor(30 / 31 * 100))
+    # an error exactly on a threshold does not count there: 125 mm -> thresholds 130..150, 5 of 31
+    on, target_on = offsets(0.125, 0.125, joints=2)
+    m_on = AUC(root_relative=False)
+    m_on.update(on, target_on)
+    torch.testing.assert_close(m_on.compute(), torch.tensor(5 / 31 * 100))
     # two joints at 52.5 and 152.5 mm: 20 and 0 thresholds -> mean 10/31
     pred2, target2 = offsets(0.0525, 0.1525, joints=2)
     m2 = AUC(root_relative=False)

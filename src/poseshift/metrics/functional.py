@@ -53,10 +53,17 @@ def pck_from_errors(errors_mm: torch.Tensor, threshold: float = 150.0) -> torch.
     return (errors_mm < threshold).to(errors_mm.dtype).mean(dim=-1) * 100.0
 
 
-def auc_from_errors(errors_mm: torch.Tensor, thresholds: Sequence[float] = AUC_THRESHOLDS_MM) -> torch.Tensor:
-    """Per-sample mean over ``thresholds`` (...,) of the percentage of joints with error <= threshold."""
+def auc_from_errors(
+    errors_mm: torch.Tensor, thresholds: Sequence[float] = AUC_THRESHOLDS_MM
+) -> torch.Tensor:
+    """Per-sample mean over ``thresholds`` (...,) of the percentage of joints with error strictly below it.
+
+    As the official MPI-INF-3DHP evaluator and the PoseAug/AdaptPose helper: a joint counts at
+    threshold t only when its error is < t, so the 0 mm point is always 0 and a perfect
+    prediction scores 100 * 30/31 = 96.77 over the default 0, 5, ..., 150 mm.
+    """
     thr = torch.as_tensor(tuple(thresholds), dtype=errors_mm.dtype, device=errors_mm.device)
-    return (errors_mm.unsqueeze(-1) <= thr).to(errors_mm.dtype).mean(dim=(-2, -1)) * 100.0
+    return (errors_mm.unsqueeze(-1) < thr).to(errors_mm.dtype).mean(dim=(-2, -1)) * 100.0
 
 
 __all__ = [

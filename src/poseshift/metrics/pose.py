@@ -195,10 +195,10 @@ class PCK(_PoseMetric):
 class AUC(_PoseMetric):
     """Mean PCK (percent) over ``thresholds`` mm, by default 0, 5, ..., 150 (31 values).
 
-    At threshold t a joint counts when its error is <= t, so a perfect prediction scores 100
-    (DATA_FORMATS.md 8.5) rather than the 30/31 that a strict comparison gives through the
-    0 mm threshold (the reference repos' helper). :class:`PCK` keeps the official strict
-    ``< 150``; the two differ only for errors lying exactly on a threshold.
+    At threshold t a joint counts when its error is strictly below t, as the official
+    MPI-INF-3DHP evaluator (``mpii_compute_3d_pck.m``) and the references' ``compute_AUC`` do, so
+    published AUC numbers compare: the 0 mm point is always 0 and a perfect prediction scores
+    100 x 30/31 = 96.77.
     """
 
     higher_is_better = True
