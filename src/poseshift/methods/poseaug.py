@@ -19,10 +19,12 @@ head_top where the reference has its head joint (see
 Departures from the reference that only cut work (no gradient changes): the G adversarial
 loss omits the constant ``MSE(D(real), 0)`` term (no gradient to G; the logged value lacks
 it); each D loss runs real and fake through one forward (the Ds have no BatchNorm); the
-feedback's reference pair is lifted without a graph and the BA and RT pairs share one batched
-pass (``batched_feedback``; in train mode BatchNorm then pools the statistics of those two
-batches, set it False for one pass each as the reference). Regularizer: the code's element-wise
-form (the paper's eq. 10 thresholds the mean instead); it is the one that produced the numbers.
+feedback's reference pair is lifted without a graph (it carries no gradient to G). The three
+feedback pairs go through the lifter in three passes, as the reference, so train-mode BatchNorm
+normalizes each pair with its own statistics; ``batched_feedback`` (off) sends the BA and RT
+pairs through one pass instead, which pools their BatchNorm statistics: a behaviour change, not
+a speed-up (measured side by side it saves nothing). Regularizer: the code's element-wise form
+(the paper's eq. 10 thresholds the mean instead); it is the one that produced the numbers.
 
 The networks live in :mod:`poseshift.models` (:class:`~poseshift.models.PoseAugmentor`,
 :class:`~poseshift.models.KCSDiscriminator`, :class:`~poseshift.models.PoseDiscriminator2D`),
@@ -143,7 +145,9 @@ class PoseAug(AdversarialModule):
         extra_2d_fraction: fraction of each D2d real batch that comes from the target 2D.
         estimator_schedule: ``"epoch"`` (code) or ``"iteration"`` (paper).
         estimator_batch_size: batch of the epoch-end passes (``None`` = the training batch size).
-        batched_feedback: one lifter pass over the BA and RT feedback pairs instead of two.
+        batched_feedback: one lifter pass over the BA and RT feedback pairs instead of two; train-mode
+            BatchNorm then pools the two batches' statistics (a behaviour change; the reference
+            and the default use one pass per pair).
         feedback_train_mode: keep the lifter in train() mode during feedback (reference: True).
         in_frame_lower: also drop augmented pairs with a coordinate < -1 (reference: False).
         in_frame_filter: which augmented pairs the lifter trains on: ``"reference"`` (no 2D
@@ -204,7 +208,7 @@ class PoseAug(AdversarialModule):
         extra_2d_fraction: float = 0.5,
         estimator_schedule: str = "epoch",
         estimator_batch_size: int | None = None,
-        batched_feedback: bool = True,
+        batched_feedback: bool = False,
         feedback_train_mode: bool = True,
         in_frame_lower: bool = False,
         in_frame_filter: str = "reference",

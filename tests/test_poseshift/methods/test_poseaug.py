@@ -12,6 +12,7 @@ from helpers import SyntheticDataModule, synthetic_set
 
 from data_modules.base import DomainSets
 from poseshift.adversarial import (
+    grouped_pose_error,
     lsgan_discriminator_loss,
     lsgan_loss,
 )
@@ -66,6 +67,25 @@ def sample_poses(n: int = 32) -> torch.Tensor:
 # -- losses and small parts ----------------------------------------------------------------------
 
 
+def test_default_feedback_equals_three_separate_train_mode_passes():
+    torch.manual_seed(0)
+    model = PoseAug(**{**TINY, "backbone_kwargs": {"linear_size": 32, "num_stages": 1, "dropout": 0.0}})
+    x = sample_poses()
+    cam = torch.as_tensor(synthetic_set(32, 5, "x").intrinsics)
+    aug = model.generator(x)
+    pairs = [(reproject(p, cam), p) for p in (x, aug["pose_ba"], aug["pose_rt"])]
+    got = model.feedback_errors(pairs)
+    lifter = copy.deepcopy(model.lifter).train()  # the reference: every pair alone, in train mode
+    want = [grouped_pose_error(lifter(x2d), x3d, model.fb_matrix) for x2d, x3d in pairs]
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    # pooling the BA and RT batches' BatchNorm statistics (batched_feedback) changes the errors
+    model.hparams.batched_feedback = True
+    pooled = model.feedback_errors(pairs)
+    assert not torch.allclose(pooled[1], got[1], atol=1e-4)
+    torch.testing.assert_close(pooled[0], got[0])  # the reference pair is lifted alone either way
+
+
 def test_batched_passes_equal_separate_ones():
     torch.manual_seed(0)
     x = sample_poses()
@@ -77,6 +97,7 @@ def test_batched_passes_equal_separate_ones():
     cam = torch.as_tensor(synthetic_set(32, 5, "x").intrinsics)
     aug = model.generator(x)
     pairs = [(reproject(p, cam), p) for p in (x, aug["pose_ba"], aug["pose_rt"])]
+    model.hparams.batched_feedback = True
     batched = model.feedback_errors(pairs)
     model.hparams.batched_feedback = False
     for a, b in zip(batched, model.feedback_errors(pairs), strict=True):
