@@ -21,6 +21,7 @@ from data_modules.h36m import load_positions_3d
 from data_modules.mocap import SOURCE_CLIPS
 from data_modules.rig import pose_set_from_renders
 from data_modules.skeletons import get_layout
+from poseshift.augment import load_bone_templates
 from poseshift.evolution.driver import (
     EvolutionConfig,
     ValidityConfig,
@@ -33,7 +34,6 @@ from poseshift.evolution.operators import camera_to_upright, mean_bone_lengths
 from poseshift.evolution.validity import AcceptAll, AkhterValidity
 from poseshift.geometry.local_frames import LocalPose, from_local, to_local
 from poseshift.geometry.rig import CameraRig
-from poseshift.geometry.skeleton import NUM_BONES
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,7 @@ def run_evolution(
     gen = torch.Generator().manual_seed(seed)
     result = evolve(initial, evolution, model, gen, progress=progress)
     if bone_templates:
-        loaded = np.load(bone_templates)
-        loaded = loaded["templates"] if hasattr(loaded, "files") else loaded
-        templates = torch.as_tensor(np.asarray(loaded, dtype=np.float32)).reshape(-1, NUM_BONES)
+        templates = load_bone_templates(bone_templates)
     else:
         templates = mean_bone_lengths(initial.lengths, groups)
     world = finalize(result, evolution, templates, gen)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from poseshift.geometry.bones import (
@@ -158,6 +160,30 @@ def median_bone_lengths(
     return tmpl
 
 
+def load_bone_templates(path: str | Path, skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """Bone-length templates (K, B) in metres from an ``.npy`` or an ``.npz`` (key ``templates``).
+
+    One row per template (e.g. per subject), bones in ``skeleton``'s bone order (bone k ends at
+    joint k + 1). Errors name the file: missing, unreadable, wrong shape, or millimetres.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: bone-length templates file not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+        array = data["templates"] if isinstance(data, np.lib.npyio.NpzFile) else data
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not a templates file (.npy, or .npz with key 'templates'): {err}") from err
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != skeleton.num_bones:
+        raise ValueError(f"{path}: templates must have shape (K, {skeleton.num_bones}), got {array.shape}")
+    if not np.isfinite(array).all() or (array <= 0).any():
+        raise ValueError(f"{path}: templates must be positive finite bone lengths")
+    if array.max() > 3.0:
+        raise ValueError(f"{path}: bone lengths up to {array.max():.0f} look like millimetres; give metres")
+    return torch.from_numpy(array)
+
+
 # -- RT ------------------------------------------------------------------------------------------
 def rigid_transform(pose: torch.Tensor, axis_angle: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
     """Rigid (RT) augmentation: ``R(aa) (pose - root) + t``.
@@ -254,6 +280,7 @@ __all__ = [
     "group_matrix",
     "in_frame",
     "in_view",
+    "load_bone_templates",
     "median_bone_lengths",
     "reproject",
     "rigid_transform",

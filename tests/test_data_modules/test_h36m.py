@@ -399,3 +399,22 @@ def test_sixteen_joints_without_metadata_warns(tmp_path: Path, caplog) -> None:
         dm = module(tmp_path, train_subjects=["S1"], test_subjects=["S9"])
     assert "assuming the 16 joints are PoseAug's H36M-16" in caplog.text
     assert dm.test_set_names == ["h36m_gt_S9.all16"]
+
+
+def test_bone_length_templates_of_named_subjects_outside_the_training_split(h36m_dir: Path) -> None:
+    from poseshift.augment import median_bone_lengths
+    from poseshift.geometry import bone_lengths
+
+    dm = module(h36m_dir, train_subjects=["S1"])
+    templates = dm.bone_length_templates(["S1", "S5", "S9"])
+    assert templates.shape == (3, 16)
+    # S5's row is the median over S5's frames (mirrored bones averaged), though S5 is not trained on
+    positions = np.load(h36m_dir / "data_3d_h36m.npz", allow_pickle=True)["positions_3d"].item()
+    to17 = list(LAYOUTS["h36m32"].to_h36m17)
+    frames = torch.from_numpy(np.concatenate([a[:, to17] for a in positions["S5"].values()]))
+    expected = median_bone_lengths(frames, torch.zeros(len(frames)))[0]
+    torch.testing.assert_close(templates[1], expected)
+    assert not torch.allclose(templates[0], templates[1])  # the subjects differ
+    assert (bone_lengths(frames).median(0).values - expected).abs().max() < 0.05
+    with pytest.raises(ValueError, match="no subject.*S7"):
+        dm.bone_length_templates(["S7"])

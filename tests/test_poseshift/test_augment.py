@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pytest
 import torch
 
 from poseshift.augment import (
@@ -186,3 +188,20 @@ def test_in_view_rejects_clamped_and_behind_the_camera_poses():
     pose[1, 3, 0] = 6.0  # |X/Z| = 1.2: clamped by the projection
     pose[2, 5, 2] = -1.0  # behind the camera
     assert in_view(pose).tolist() == [True, False, False]
+
+
+def test_bone_templates_file_is_checked(tmp_path):
+    from poseshift.augment import load_bone_templates
+
+    rows = np.full((5, 16), 0.25, dtype=np.float32)
+    np.save(tmp_path / "t.npy", rows)
+    np.savez(tmp_path / "t.npz", templates=rows)
+    assert torch.equal(load_bone_templates(tmp_path / "t.npy"), load_bone_templates(tmp_path / "t.npz"))
+    np.save(tmp_path / "mm.npy", rows * 1000)
+    with pytest.raises(ValueError, match="millimetres"):
+        load_bone_templates(tmp_path / "mm.npy")
+    np.save(tmp_path / "shape.npy", rows[:, :15])
+    with pytest.raises(ValueError, match=r"shape \(K, 16\)"):
+        load_bone_templates(tmp_path / "shape.npy")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_bone_templates(tmp_path / "none.npy")

@@ -57,6 +57,7 @@ from poseshift.augment import (
     augmentation_stats,
     in_frame,
     in_view,
+    load_bone_templates,
     median_bone_lengths,
     reproject,
     swap_bone_lengths,
@@ -138,8 +139,14 @@ class PoseAug(AdversarialModule):
         d3d_width: KCS path width (256).
         pool_size: fake pool capacity per D (4096).
         template_swap: give G inputs and D-real poses random per-subject bone-length templates.
-        bone_templates: explicit (T, nb) templates in metres; ``None`` = per-subject medians of
-            the source training set (for H36M that is the reference's S1/5/6/7/8 table).
+        bone_templates: explicit (T, nb) templates in metres (first choice when given).
+        bone_templates_file: (T, nb) templates in metres from an ``.npy`` or ``.npz`` (key
+            ``templates``), e.g. the reference's ``hm36s15678_bl_templates`` (second choice).
+        template_subjects: per-subject median templates of these subjects, asked from the
+            DataModule (H36M's files hold every subject), e.g. ``[S1, S5, S6, S7, S8]``: the
+            reference swaps in those five even when it trains on S1 alone (third choice).
+            ``None`` of the three = the training split's own subjects (for the full H36M protocol
+            that is the reference's S1/5/6/7/8 table; for S1 alone a single template, no swap).
         extra_2d: "+Extra2D": mix the batch's unlabeled target-domain 2D (``batch["target"]``,
             served when the DataModule has ``train_target`` set) into D2d's real samples.
         extra_2d_fraction: fraction of each D2d real batch that comes from the target 2D.
@@ -204,6 +211,8 @@ class PoseAug(AdversarialModule):
         pool_size: int = 4096,
         template_swap: bool = True,
         bone_templates: list[list[float]] | None = None,
+        bone_templates_file: str | None = None,
+        template_subjects: list[str] | None = None,
         extra_2d: bool = False,
         extra_2d_fraction: float = 0.5,
         estimator_schedule: str = "epoch",
@@ -277,8 +286,22 @@ class PoseAug(AdversarialModule):
         train = self.training_poses()
         pose = train["pose3d"] + train["root3d"][:, None]
         if self.templates.numel() == 0 and self.hparams.template_swap:
-            self.templates = median_bone_lengths(pose, train["subject"], self.skeleton).to(self.device)
+            self.templates = self._bone_templates(pose, train["subject"]).to(self.device)
         self._real_pose, self._real_cam = pose.to(self.device), train["intrinsics"].to(self.device)
+
+    def _bone_templates(self, pose: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        if hp.bone_templates_file:
+            return load_bone_templates(hp.bone_templates_file, self.skeleton)
+        if hp.template_subjects:
+            accessor = getattr(self.data_source, "bone_length_templates", None)
+            if accessor is None:
+                raise ValueError(
+                    f"template_subjects: {type(self.data_source).__name__} cannot give bone-length "
+                    "templates of named subjects; use bone_templates_file instead"
+                )
+            return accessor(list(hp.template_subjects))
+        return median_bone_lengths(pose, subject, self.skeleton)
 
     def on_train_start(self) -> None:
         steps = self.hparams.schedule_steps

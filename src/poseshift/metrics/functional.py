@@ -53,9 +53,7 @@ def pck_from_errors(errors_mm: torch.Tensor, threshold: float = 150.0) -> torch.
     return (errors_mm < threshold).to(errors_mm.dtype).mean(dim=-1) * 100.0
 
 
-def auc_from_errors(
-    errors_mm: torch.Tensor, thresholds: Sequence[float] = AUC_THRESHOLDS_MM
-) -> torch.Tensor:
+def auc_from_errors(errors_mm: torch.Tensor, thresholds: Sequence[float] = AUC_THRESHOLDS_MM) -> torch.Tensor:
     """Per-sample mean over ``thresholds`` (...,) of the percentage of joints with error strictly below it.
 
     As the official MPI-INF-3DHP evaluator and the PoseAug/AdaptPose helper: a joint counts at

@@ -533,3 +533,25 @@ def test_strict_filter_keeps_only_pairs_whose_2d_is_their_projection():
     assert logged["strict_rows"] == round(32 * logged["poseaug/kept_fraction_strict"])
     with pytest.raises(ValueError, match="in_frame_filter"):
         PoseAug(**TINY, in_frame_filter="loose")
+
+
+def test_templates_from_named_subjects_or_a_file(tmp_path):
+    import numpy as np
+    from fixtures import write_h36m
+
+    from data_modules.h36m import H36MDataModule
+
+    write_h36m(tmp_path, variants=("gt",))
+    s1_only = H36MDataModule(str(tmp_path), train_subjects=["S1"], batch_size=16)
+    pl.seed_everything(0)
+    alone = PoseAug(**TINY)
+    trainer(max_epochs=1, limit_train_batches=1).fit(alone, datamodule=s1_only)
+    assert alone.templates.shape == (1, 16)  # S1's own: the swap would be a no-op
+    pl.seed_everything(0)
+    five = PoseAug(**TINY, template_subjects=["S1", "S5"])
+    trainer(max_epochs=1, limit_train_batches=1).fit(five, datamodule=s1_only)
+    torch.testing.assert_close(five.templates, s1_only.bone_length_templates(["S1", "S5"]))
+    np.save(tmp_path / "bones.npy", np.full((3, 16), 0.2, dtype=np.float32))
+    from_file = PoseAug(**TINY, bone_templates_file=str(tmp_path / "bones.npy"), template_subjects=["S1"])
+    trainer(max_epochs=1, limit_train_batches=1).fit(from_file, datamodule=s1_only)
+    assert torch.equal(from_file.templates, torch.full((3, 16), 0.2))  # the file comes first
