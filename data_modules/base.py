@@ -253,4 +253,5 @@ def _info(name: str, poses: PoseSet) -> TestSetInfo:
         eval_joints=poses.meta.get("eval_joints"),
         action_names=poses.action_names,
         oracle=bool(poses.meta.get("oracle", False)),
+        flip_test=poses.meta.get("flip_test"),
     )

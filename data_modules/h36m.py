@@ -663,6 +663,7 @@ class H36MDataModule(PoseDataModule):
         if self.val_subjects:
             oracle = set(self.val_subjects) & set(self.test_subjects)
             val.name = f"h36m_{'+'.join(self.val_subjects)}" + ("-oracle" if oracle else "")
+            val.meta["oracle"] = bool(oracle)
         else:
             val.name = f"h36m_{'+'.join(self.train_subjects)}_last{self.val_fraction:g}"
         test = sets["test"]

@@ -70,12 +70,15 @@ class TestSetInfo:
             name such as ``"official14"``, or H36M-17 indices.
         action_names: names of the action ids (for per-action results).
         oracle: the set is a target test set used for model selection (report as oracle).
+        flip_test: the set's protocol fixes flip test-time augmentation (e.g. PoseAug's 3DHP
+            protocol); ``None`` = the method's ``evaluation.flip_test``.
     """
 
     name: str
     eval_joints: tuple[int, ...] | str | None = None
     action_names: tuple[str, ...] = ()
     oracle: bool = False
+    flip_test: bool | None = None
 
 
 @runtime_checkable

@@ -171,6 +171,12 @@ def test_target_domain(tmp_path: Path) -> None:
     target = MPI3DHP(str(tmp_path), test_sets=["2929"], pck_joints="all", target_train=True)
     tests, train = target.load()
     assert list(tests) == ["3dhp_2929.all16"] and list(train) == ["3dhp_train_2d"]
+    # PoseAug's published protocol is its own named set: the same frames, 16 joints, flip test
+    both, _ = MPI3DHP(str(tmp_path), test_sets=["2929", "2929-poseaug"]).load()
+    assert list(both) == ["3dhp_2929.official14", "3dhp_2929.all16.flip"]
+    poseaug = both["3dhp_2929.all16.flip"]
+    assert poseaug.meta["flip_test"] is True and poseaug.meta["eval_joints"] == EVAL_JOINT_SETS["all16"]
+    assert "flip_test" not in both["3dhp_2929.official14"].meta
     with pytest.raises(ValueError, match="unknown 3DHP test set"):
         MPI3DHP(str(tmp_path), test_sets=["ts7"])
 

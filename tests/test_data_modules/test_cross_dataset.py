@@ -52,9 +52,23 @@ def test_one_source_many_named_targets(data_dir: Path) -> None:
     assert re.search(r"target 2D \(unlabeled\) +3dhp_train_2d", dm.describe())
 
 
-def test_oracle_selection_is_named(data_dir: Path) -> None:
+def test_oracle_selection_is_named(data_dir: Path, tmp_path: Path) -> None:
     dm = cross(data_dir, selection="3dhp_2929.official14")
     assert dm.oracle and dm.sets.val.name == "oracle:3dhp_2929.official14" and dm.sets.val.meta["oracle"]
+    assert dm.validation_info().oracle
+    # every logged validation key and the checkpoint monitor carry the oracle label
+    pl.seed_everything(0)
+    model = Baseline(backbone_kwargs={"linear_size": 32, "num_stages": 1})
+    trainer = quiet_trainer(
+        max_epochs=1, limit_train_batches=2, enable_checkpointing=True, default_root_dir=tmp_path
+    )
+    trainer.fit(model, datamodule=dm)
+    logged = set(trainer.callback_metrics)
+    assert "oracle:3dhp_2929.official14/mpjpe" in logged and not any(k.startswith("val/") for k in logged)
+    assert model.monitor == "oracle:3dhp_2929.official14/mpjpe"
+    assert (
+        trainer.checkpoint_callback.monitor == model.monitor and trainer.checkpoint_callback.best_model_path
+    )
     with pytest.raises(ValueError, match="neither 'source' nor a test set"):
         cross(data_dir, selection="3dhp_2929")
 

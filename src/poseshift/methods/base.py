@@ -91,10 +91,11 @@ class LiftingModule(pl.LightningModule):
         """Lift screen-normalized 2D (B, J, 2) to root-relative 3D (B, J, 3) in metres."""
         return self.lifter(pose2d)
 
-    def lift_for_eval(self, pose2d: torch.Tensor) -> torch.Tensor:
-        """Prediction used for metrics and ``predict``: optionally flip-averaged."""
+    def lift_for_eval(self, pose2d: torch.Tensor, flip_test: bool | None = None) -> torch.Tensor:
+        """Prediction used for metrics and ``predict``: flip-averaged with ``flip_test`` (``None``:
+        ``evaluation.flip_test``)."""
         pred = self(pose2d)
-        if self.evaluation.flip_test:
+        if self.evaluation.flip_test if flip_test is None else flip_test:
             mirror = torch.tensor([-1.0, 1.0], device=pose2d.device, dtype=pose2d.dtype)
             flipped = self(pose2d[..., self._flip_perm, :] * mirror)
             flipped = flipped[..., self._flip_perm, :] * torch.cat([mirror, mirror.new_ones(1)])
@@ -128,11 +129,27 @@ class LiftingModule(pl.LightningModule):
         source = self.data_source
         return source.test_set_info() if source is not None else {}
 
+    @property
+    def validation_prefix(self) -> str:
+        """``val``, or ``oracle:<set>`` when checkpoints are selected on a target test set."""
+        source = self.data_source
+        info = source.validation_info() if source is not None else None
+        if info is None or not info.oracle:
+            return "val"
+        return info.name if info.name.startswith("oracle:") else f"oracle:{info.name}"
+
+    @property
+    def monitor(self) -> str:
+        """The checkpoint metric: ``evaluation.monitor`` under the validation prefix."""
+        monitor, prefix = self.evaluation.monitor, self.validation_prefix
+        return prefix + monitor[3:] if monitor.startswith("val/") else monitor
+
     # -- evaluation -----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage not in ("test", "fit"):
             return
         infos = self._test_set_info()
+        self._test_flip = {name: info.flip_test for name, info in infos.items()}
         for name in self.test_set_names:
             key = _metric_key(name)
             if key in self.test_metrics:
@@ -151,13 +168,15 @@ class LiftingModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         # compute() syncs the summed states across processes, so no sync_dist here
         values = self.val_metrics.compute()
-        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True)
+        prefix = self.validation_prefix  # oracle selection is labelled in every logged key
+        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=True)
         self.val_metrics.reset()
 
     def test_step(self, batch: PoseBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
+        flip = getattr(self, "_test_flip", {}).get(name)
         self.test_metrics[_metric_key(name)].update(
-            self.lift_for_eval(batch["pose2d"]), batch["pose3d"], action=batch.get("action")
+            self.lift_for_eval(batch["pose2d"], flip), batch["pose3d"], action=batch.get("action")
         )
 
     def on_test_epoch_end(self) -> None:
@@ -193,7 +212,7 @@ class LiftingModule(pl.LightningModule):
         if self.trainer.checkpoint_callback is not None:
             callbacks.append(
                 ModelCheckpoint(
-                    monitor=self.evaluation.monitor,
+                    monitor=self.monitor,
                     mode="min",
                     save_last=True,
                     filename="best-{epoch:03d}",

@@ -118,3 +118,27 @@ def test_per_action_breakdown_is_logged_and_consistent():
     # pooled = frame-weighted mean of the per-action values; action-wise = their plain mean
     assert results["test/alpha/mpjpe"] == pytest.approx((per * counts).sum() / counts.sum(), rel=1e-4)
     assert results["test/alpha/mpjpe_action_wise"] == pytest.approx(per.mean(), rel=1e-4)
+
+
+def test_a_test_sets_own_protocol_fixes_flip_test():
+    from helpers import synthetic_set
+
+    from data_modules.base import DomainSets
+
+    class FlipBeta(SyntheticDataModule):
+        def build_sets(self) -> DomainSets:
+            sets = super().build_sets()
+            sets.test["beta_flip"] = synthetic_set(self.num_test + 1, self.seed + 3, "beta_flip")
+            sets.test["beta_flip"].meta["flip_test"] = True
+            return sets
+
+    pl.seed_everything(0)
+    model = Baseline(backbone_kwargs=SMALL)
+    dm = FlipBeta(num_test=17)
+    metrics = quiet_trainer().test(model, datamodule=dm, verbose=False)
+    values = {k: v for d in metrics for k, v in d.items()}
+    assert values["test/beta/mpjpe"] != values["test/beta_flip/mpjpe"]  # same poses, other protocol
+    flipped = Baseline(backbone_kwargs=SMALL, evaluation=Evaluation(flip_test=True))
+    flipped.load_state_dict(model.state_dict())
+    again = {k: v for d in quiet_trainer().test(flipped, datamodule=dm, verbose=False) for k, v in d.items()}
+    assert again["test/beta/mpjpe"] == pytest.approx(values["test/beta_flip/mpjpe"], rel=1e-6)
