@@ -29,6 +29,8 @@ from poseshift.evolution.driver import (
     evolve,
     finalize,
     project_population,
+    resolved_kind,
+    validity_note,
 )
 from poseshift.evolution.operators import camera_to_upright, mean_bone_lengths
 from poseshift.evolution.validity import AcceptAll, AkhterValidity
@@ -181,6 +183,8 @@ def run_evolution(
         "projection_seconds": projection_s,
         "valid_new_poses_per_second": result.new_poses / max(result.seconds, 1e-9),
         "generations": [asdict(s) | {"acceptance": s.acceptance} for s in result.stats],
+        "validity": resolved_kind(validity),
+        "notes": [validity_note(validity)],
         "config": {
             "source": asdict(source),
             "evolution": asdict(evolution),
@@ -190,6 +194,7 @@ def run_evolution(
         },
     }
     Path(str(out) + ".json").write_text(json.dumps(summary, indent=1))
+    log.info("%s", validity_note(validity))
     log.info(
         "wrote %d 2D-3D pairs from %d poses (%d new) to %s",
         len(poses),

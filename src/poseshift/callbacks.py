@@ -51,8 +51,14 @@ class ResultsTable(pl.Callback):
         if not table:
             return
         text = format_results(table)
+        # facts the DataModule says every result must carry (e.g. an evolution's deviations)
+        notes = getattr(trainer.datamodule, "result_notes", lambda: [])() if trainer.datamodule else []
+        if notes:
+            text += "\n\n" + "\n".join(f"Note: {n}" for n in notes)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "results.json").write_text(json.dumps(table, indent=2))
+        (out_dir / "results.json").write_text(
+            json.dumps({**table, "notes": notes} if notes else table, indent=2)
+        )
         (out_dir / "results.md").write_text(text + "\n")
         print(f"\nTest results ({out_dir / 'results.md'}):\n{text}\n", flush=True)
 

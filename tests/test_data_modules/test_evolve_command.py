@@ -37,6 +37,7 @@ def test_evolve_main_writes_a_pose_set(tmp_path, world):
     assert np.abs(poses.pose3d[:, 0]).max() == 0 and poses.labeled
     summary = json.loads((tmp_path / "out" / "evolved.npz.json").read_text())
     assert summary["population"] == 600 and summary["generations"][0]["acceptance"] > 0
+    assert summary["validity"] == "learned" and "DEVIATION" in summary["notes"][0]
 
     base = SyntheticDataModule(num_train=64, num_test=16)
     mixed = EvolvedDataModule(str(tmp_path / "out" / "evolved.npz"), base, mode="mixed", batch_size=32)
@@ -44,6 +45,8 @@ def test_evolve_main_writes_a_pose_set(tmp_path, world):
     assert len(mixed.sets.train) == 64 + len(poses)
     assert mixed.sets.train.action_names[-1] == "evolved"
     assert mixed.test_set_names == ["alpha", "beta"]
+    # every results table of a model trained on it names the natural selection's deviation
+    assert any("DEVIATION" in n for n in mixed.result_notes()) and "DEVIATION" in mixed.describe()
     alone = EvolvedDataModule(
         str(tmp_path / "out" / "evolved.npz"),
         SyntheticDataModule(num_train=64),

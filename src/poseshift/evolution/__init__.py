@@ -13,6 +13,8 @@ from poseshift.evolution.driver import (
     evolve,
     finalize,
     project_population,
+    resolved_kind,
+    validity_note,
 )
 from poseshift.evolution.operators import (
     CROSSOVER_SUBTREES,
@@ -48,4 +50,6 @@ __all__ = [
     "mutate_local",
     "place_on_ground",
     "project_population",
+    "resolved_kind",
+    "validity_note",
 ]

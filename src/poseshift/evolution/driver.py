@@ -358,8 +358,11 @@ class ValidityConfig:
     """Natural selection.
 
     Args:
-        kind: ``"learned"`` (default; learned from the initial population), ``"akhter"``
-            (original constraint files in ``constraints_dir``), or ``"none"``.
+        kind: ``"auto"`` (default: ``"akhter"`` when ``constraints_dir`` is set, else
+            ``"learned"``), ``"akhter"`` (the reference's Akhter & Black joint-angle limits, from
+            their constraint files in ``constraints_dir``), ``"learned"`` (a deviation: an
+            occupancy model learned from the initial population, see :func:`validity_note`), or
+            ``"none"`` (accept every child).
         constraints_dir: folder with ``jointAngleModel_v2.npy`` and ``staticPose.npy``.
         model_path: a saved learned model to load instead of learning one.
         bin_deg: angular size of the direction bins (see :class:`LearnedValidity`).
@@ -370,7 +373,7 @@ class ValidityConfig:
         reference_torso_typo: never reject torso-attached limbs (the reference's behaviour).
     """
 
-    kind: str = "learned"
+    kind: str = "auto"
     constraints_dir: str | None = None
     model_path: str | None = None
     bin_deg: float = 6.0
@@ -381,15 +384,42 @@ class ValidityConfig:
     reference_torso_typo: bool = False
 
 
+def resolved_kind(cfg: ValidityConfig) -> str:
+    """The validity kind a config means (``auto``: Akhter's limits when their files are configured)."""
+    if cfg.kind == "auto":
+        return "akhter" if cfg.constraints_dir else "learned"
+    return cfg.kind
+
+
+def validity_note(cfg: ValidityConfig) -> str:
+    """One line naming the natural selection used, and how it departs from the reference."""
+    kind = resolved_kind(cfg)
+    typo = " (with the reference's no-op torso check)" if cfg.reference_torso_typo else ""
+    if kind == "akhter":
+        return f"natural selection: Akhter & Black's joint-angle limits, as the reference{typo}"
+    if kind == "none":
+        return "natural selection: none (every child accepted; not the reference)"
+    torso = (
+        ""
+        if cfg.reference_torso_typo
+        else "; it also rejects torso-attached limbs, which the reference never does"
+    )
+    return (
+        "natural selection: DEVIATION from the reference: a joint-angle occupancy model learned from "
+        f"the source poses (+-{cfg.margin_deg:g} deg) instead of Akhter & Black's limits{torso}"
+    )
+
+
 def build_validity(cfg: ValidityConfig, initial: LocalPose):
     """The validity model a config asks for."""
-    if cfg.kind == "none":
+    kind = resolved_kind(cfg)
+    if kind == "none":
         return AcceptAll()
-    if cfg.kind == "akhter":
+    if kind == "akhter":
         if not cfg.constraints_dir:
             raise ValueError("validity kind 'akhter' needs constraints_dir")
         return AkhterValidity(cfg.constraints_dir, reference_torso_typo=cfg.reference_torso_typo)
-    if cfg.kind == "learned":
+    if kind == "learned":
         if cfg.model_path:
             return LearnedValidity.load(cfg.model_path, cfg.reference_torso_typo)
         model = LearnedValidity(
@@ -401,4 +431,4 @@ def build_validity(cfg: ValidityConfig, initial: LocalPose):
             cfg.reference_torso_typo,
         )
         return model.fit(initial)
-    raise ValueError(f"unknown validity kind {cfg.kind!r}; use 'learned', 'akhter' or 'none'")
+    raise ValueError(f"unknown validity kind {cfg.kind!r}; use 'auto', 'learned', 'akhter' or 'none'")

@@ -315,3 +315,13 @@ def test_evolve_operator_ablations(local, cfg):
     assert len(result.population) == 600
     new = from_local(result.population.index(slice(400, None)))
     assert torch.isfinite(new).all()
+
+
+def test_validity_kind_auto_prefers_akhter_files_and_the_learned_model_is_labelled(tmp_path):
+    from poseshift.evolution import ValidityConfig, resolved_kind, validity_note
+
+    assert resolved_kind(ValidityConfig()) == "learned"
+    assert resolved_kind(ValidityConfig(constraints_dir=str(tmp_path))) == "akhter"
+    assert resolved_kind(ValidityConfig(kind="none", constraints_dir=str(tmp_path))) == "none"
+    assert "DEVIATION" in validity_note(ValidityConfig()) and "torso" in validity_note(ValidityConfig())
+    assert "DEVIATION" not in validity_note(ValidityConfig(constraints_dir=str(tmp_path)))

@@ -142,3 +142,14 @@ def test_a_test_sets_own_protocol_fixes_flip_test():
     flipped.load_state_dict(model.state_dict())
     again = {k: v for d in quiet_trainer().test(flipped, datamodule=dm, verbose=False) for k, v in d.items()}
     assert again["test/beta/mpjpe"] == pytest.approx(values["test/beta_flip/mpjpe"], rel=1e-6)
+
+
+def test_results_tables_carry_the_data_modules_notes(tmp_path):
+    class Noted(SyntheticDataModule):
+        def result_notes(self) -> list[str]:
+            return ["natural selection: DEVIATION from the reference"]
+
+    model = Baseline(backbone_kwargs=SMALL)
+    quiet_trainer(default_root_dir=tmp_path).test(model, datamodule=Noted(), verbose=False)
+    text = (tmp_path / "results.md").read_text()
+    assert "| alpha |" in text and "Note: natural selection: DEVIATION from the reference" in text
