@@ -298,3 +298,27 @@ def test_single_frame_matmul_path_equals_conv1d():
     h = torch.randn(5, 34)
     torch.testing.assert_close(_conv(conv, h), conv(h.unsqueeze(-1))[:, :, 0])
     torch.testing.assert_close(_conv(conv, h.unsqueeze(-1)), conv(h.unsqueeze(-1)))
+
+
+def test_byte_mask_dropout_keeps_the_rate_and_the_expectation():
+    from poseshift.models.blocks import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1000)
+    for p in (0.25, 0.5):
+        out = Dropout(p).train()(x)
+        dropped = (out == 0).float().mean().item()
+        # 1e6 Bernoulli(p) draws: the standard error is below 5e-4
+        assert abs(dropped - p) < 2.5e-3, (p, dropped)
+        assert torch.equal(out.unique(), torch.tensor([0.0, 1 / (1 - p)]))
+        assert abs(out.mean().item() - 1.0) < 5e-3  # inverted dropout keeps the expectation
+    odd = Dropout(0.1).train()  # 25.6 / 256 is not exact: torch's own dropout
+    torch.manual_seed(1)
+    a = odd(x)
+    torch.manual_seed(1)
+    assert torch.equal(a, torch.nn.Dropout(0.1).train()(x))
+    assert torch.equal(Dropout(0.25).eval()(x), x)
+    g = torch.ones(4, 5, requires_grad=True)
+    y = Dropout(0.5).train()(g)
+    y.sum().backward()
+    assert torch.equal(g.grad, (y != 0).float() * 2)  # the gradient passes the same mask
