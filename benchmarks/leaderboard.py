@@ -211,6 +211,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "--trainer.num_sanity_val_steps=0",
         f"--trainer.default_root_dir={spec['dir']}",
         f"--trainer.accelerator={spec['accelerator']}",
+        f"--trainer.precision={spec.get('precision', '32-true')}",
         "--trainer.devices=1",
     ]
     if spec.get("max_steps"):
@@ -305,6 +306,7 @@ def spec_of(run: Run, args: argparse.Namespace, results: dict[str, dict]) -> dic
         "epochs": epochs,
         "max_steps": None,
         "accelerator": args.accelerator,
+        "precision": args.precision,
         "threads": args.threads,
         "save": str(run.save) if run.save else None,
         "pretrained": str(run.pretrained) if run.pretrained else None,
@@ -530,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one process each)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run")
     parser.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto")
+    parser.add_argument(
+        "--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed (its accuracy cost)"
+    )
     parser.add_argument("--out", default=None, help="output folder (default runs/bench/<group>)")
     parser.add_argument("--fresh", action="store_true", help="redo runs that already have results")
     parser.add_argument("--inline", action="store_true", help="run in this process (tests)")
@@ -557,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     records = summarize(runs, results)
     budgets = "; ".join(f"{e.name}: {e.why}" for e in entries)
     header = (
-        f"Embedded mocap benchmark, seeds {args.seeds}, last weights, "
+        f"Embedded mocap benchmark, seeds {args.seeds}, precision {args.precision}, last weights, "
         f"{'QUICK smoke budgets, ' if args.quick else ''}"
         f"{time.perf_counter() - start:.0f} s for the runs done now on {os.cpu_count()} CPU cores. "
         f"Budgets: {budgets}."

@@ -115,3 +115,13 @@ def test_a_deferred_check_writes_no_checkpoint_from_broken_weights(tmp_path):
         trainer.fit(model, datamodule=SyntheticDataModule(num_train=96, batch_size=32))
     assert not list(tmp_path.glob("*.ckpt"))
     assert not math.isfinite(float(next(model.g.parameters()).sum()))  # they were broken
+
+
+def test_players_train_under_bf16_mixed_precision():
+    pl.seed_everything(0)
+    model = TwoPlayers()
+    before = params(model.g)
+    trainer = quiet_trainer(max_epochs=1, limit_val_batches=0, precision="bf16-mixed")
+    trainer.fit(model, datamodule=SyntheticDataModule(num_train=64, batch_size=32))
+    assert model.steps_of("g") == 2 and all(p.dtype == torch.float32 for p in model.g.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, params(model.g), strict=True))
