@@ -1,10 +1,10 @@
 """Figures of lifted poses: the 2D input beside the 3D skeleton, as PNG files or an animated GIF.
 
 Drawn with matplotlib's Agg canvas directly (no pyplot, no display, no global backend change).
-Left panel: the 2D keypoints in image pixels (y down), joints taken from another frame because
-their confidence was low drawn hollow. Right panel: the root-relative 3D pose in the camera frame,
-shown upright (camera y down becomes up) with depth going into the picture. Subject's left side
-blue, right side red, centre line grey.
+Left panel: the 2D keypoints in image pixels (y down) around the person, with the image border
+dashed; joints taken from another frame because their confidence was low are drawn hollow.
+Right panel: the root-relative 3D pose in the camera frame, shown upright (camera y down becomes
+up) with depth going into the picture. Subject's left side blue, right side red, centre line grey.
 """
 
 from __future__ import annotations
@@ -34,8 +34,12 @@ class _Scene:
     """One figure whose artists are updated frame by frame (fast enough for GIFs of ~100 frames)."""
 
     def __init__(
-        self, dpi: int, pixels: bool, limits_2d: tuple[float, float, float, float], skeleton: Skeleton
-    ):
+        self,
+        dpi: int,
+        image_size: np.ndarray | None,
+        limits_2d: tuple[float, float, float, float],
+        skeleton: Skeleton,
+    ) -> None:
         self.skeleton = skeleton
         self.fig = Figure(figsize=FIGSIZE, dpi=dpi)
         self.canvas = FigureCanvasAgg(self.fig)
@@ -45,9 +49,12 @@ class _Scene:
         self.ax2.set_xlim(x0, x1)
         self.ax2.set_ylim(y1, y0)  # image rows grow downwards
         self.ax2.set_aspect("equal")
-        unit = "pixels" if pixels else "screen-normalized"
+        unit = "pixels" if image_size is not None else "screen-normalized"
         self.ax2.set_xlabel(f"x ({unit})")
         self.ax2.set_ylabel(f"y ({unit})")
+        if image_size is not None:  # the image border, where it is in view
+            w, h = np.max(image_size, axis=0)
+            self.ax2.plot([0, w, w, 0, 0], [0, 0, h, h, 0], "--", color="0.6", lw=1, label="image border")
         self.bones2 = [self.ax2.plot([], [], color=c, lw=2)[0] for c in colors]
         self.sure = self.ax2.plot([], [], "o", color="k", ms=3)[0]
         self.unsure = self.ax2.plot(
@@ -64,6 +71,9 @@ class _Scene:
         self.ax3.set_ylabel("depth (m)")
         self.ax3.set_zlabel("up (m)")
         self.ax3.view_init(elev=15, azim=-75)
+        for axis in (self.ax3.xaxis, self.ax3.yaxis, self.ax3.zaxis):
+            axis.set_ticks([-0.5, 0.0, 0.5])
+        self.ax3.tick_params(labelsize=7)
         self.bones3 = [self.ax3.plot([], [], [], color=c, lw=2)[0] for c in colors]
         self.title = self.fig.suptitle("")
         self.fig.subplots_adjust(left=0.07, right=0.97, bottom=0.1, top=0.9, wspace=0.15)
@@ -83,13 +93,11 @@ class _Scene:
         return np.asarray(self.canvas.buffer_rgba())
 
 
-def _limits(keypoints: np.ndarray, image_size: np.ndarray | None) -> tuple[float, float, float, float]:
-    if image_size is not None:
-        w, h = np.max(image_size, axis=0)
-        return 0.0, float(w), 0.0, float(h)
+def _limits(keypoints: np.ndarray) -> tuple[float, float, float, float]:
+    """A square view around every keypoint of the rendered frames (the person fills the panel)."""
     lo, hi = keypoints.reshape(-1, 2).min(0), keypoints.reshape(-1, 2).max(0)
-    pad = 0.1 * float(np.max(hi - lo)) + 1e-3
-    return float(lo[0] - pad), float(hi[0] + pad), float(lo[1] - pad), float(hi[1] + pad)
+    centre, half = (lo + hi) / 2, 0.6 * float(np.max(hi - lo)) + 1e-3
+    return float(centre[0] - half), float(centre[0] + half), float(centre[1] - half), float(centre[1] + half)
 
 
 def render_poses(
@@ -125,12 +133,8 @@ def render_poses(
     if n == 0 or len(keypoints) != n or len(pose3d) != n:
         raise ValueError(f"render needs frames, keypoints and poses of one non-zero length, got {n}")
     filled = np.zeros(keypoints.shape[:2], bool) if filled is None else filled.astype(bool)
-    scene = _Scene(
-        GIF_DPI if suffix == ".gif" else PNG_DPI,
-        image_size is not None,
-        _limits(keypoints, image_size),
-        skeleton,
-    )
+    dpi = GIF_DPI if suffix == ".gif" else PNG_DPI
+    scene = _Scene(dpi, image_size, _limits(keypoints), skeleton)
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".png":
         written = []
