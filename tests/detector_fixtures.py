@@ -28,9 +28,12 @@ FACE = ("nose", "l_eye", "r_eye", "l_ear", "r_ear")
 J = {n: i for i, n in enumerate(JOINT_NAMES)}
 
 
-def known_poses(clips: tuple[str, ...] = ("walk", "crawl", "cartwheel", "roll", "kick"), step: int = 5) -> np.ndarray:
-    """(T, 17, 3) H36M-17 joints of real motion, z-up world, metres (every ``step``-th frame)."""
-    return np.concatenate([load_clip(c)[::step] for c in clips])
+ALL_ROUND = ("walk", "crawl", "cartwheel", "roll", "kick", "backflip")
+
+
+def known_poses(clips: tuple[str, ...] = ALL_ROUND, fps: float = 10.0) -> np.ndarray:
+    """(T, 17, 3) H36M-17 joints of real motion, z-up world, metres."""
+    return np.concatenate([load_clip(c, fps=fps) for c in clips])
 
 
 def attach_face(pose: np.ndarray) -> np.ndarray:
@@ -116,8 +119,13 @@ def detector_keypoints(h36m: np.ndarray, face: np.ndarray, layout: str) -> np.nd
 
 
 # -- files in each format -------------------------------------------------------------------------
-def write_coco_results(path: Path, xy: np.ndarray, score: np.ndarray, frames: np.ndarray | None = None,
-                       extra: list[dict] | None = None) -> Path:
+def write_coco_results(
+    path: Path,
+    xy: np.ndarray,
+    score: np.ndarray,
+    frames: np.ndarray | None = None,
+    extra: list[dict] | None = None,
+) -> Path:
     """A COCO results list: one record per frame (plus ``extra`` records), flat [x, y, s] triplets."""
     frames = np.arange(len(xy)) if frames is None else frames
     records = [
@@ -133,11 +141,16 @@ def write_coco_results(path: Path, xy: np.ndarray, score: np.ndarray, frames: np
     return path
 
 
-def write_openpose_dir(folder: Path, xy: np.ndarray, score: np.ndarray, people: dict[int, list] | None = None) -> Path:
+def write_openpose_dir(
+    folder: Path, xy: np.ndarray, score: np.ndarray, people: dict[int, list] | None = None
+) -> Path:
     """An OpenPose output folder: one ``video_<12 digits>_keypoints.json`` per frame."""
     folder.mkdir(parents=True, exist_ok=True)
     for f, (p, s) in enumerate(zip(xy, score, strict=True)):
-        person = {"person_id": [-1], "pose_keypoints_2d": np.concatenate([p, s[:, None]], 1).round(3).ravel().tolist()}
+        person = {
+            "person_id": [-1],
+            "pose_keypoints_2d": np.concatenate([p, s[:, None]], 1).round(3).ravel().tolist(),
+        }
         listed = people.get(f, [person]) if people is not None else [person]
         (folder / f"video_{f:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": listed}))
     return folder
