@@ -420,6 +420,10 @@ def load_video(
     det = read_detections(path)
     ld = _Loader(det, layout, min_score)
     ld.notes.append(f"keypoints: {det.source} ({det.kind}, {len(det.frames)} frames)")
+    if not det.present.any():
+        ld.fail(
+            f"{det.source}: no frame has a person (of {len(det.frames)} frames); there is nothing to lift"
+        )
     lay = ld.resolve_layout()
     ld.check_finite(lay)
     size = ld.image_size(width, height)
