@@ -388,6 +388,19 @@ class _Loader:
         return out, low
 
 
+def _skipped_frames(frames: np.ndarray) -> np.ndarray:
+    """Frame numbers missing from an otherwise regular numbering (a results file lists only frames
+    with detections); the regular step is the most common one, so strided videos are not flagged."""
+    if len(frames) < 2:
+        return frames[:0]
+    steps, counts = np.unique(np.diff(frames), return_counts=True)
+    step = int(steps[counts.argmax()])
+    span = (int(frames[-1]) - int(frames[0])) // step + 1
+    if ((frames - frames[0]) % step).any() or span > 10 * len(frames):
+        return frames[:0]  # no regular numbering to compare with
+    return np.setdiff1d(np.arange(frames[0], frames[-1] + 1, step), frames)
+
+
 def _size_text(size: np.ndarray) -> str:
     uniq = np.unique(size, axis=0)
     if len(uniq) == 1:
@@ -428,7 +441,7 @@ def load_video(
     ld.check_finite(lay)
     size = ld.image_size(width, height)
     slot, has = ld.choose_person(track_id)
-    missing = det.frames[~has]
+    missing = np.union1d(det.frames[~has], _skipped_frames(det.frames))
     if not has.any():
         ld.fail(
             f"{det.source}: no frame has a person{'' if track_id is None else f' with track id {track_id}'}"
@@ -439,8 +452,9 @@ def load_video(
     frames = det.frames[keep]
     size = None if size is None else size[keep]
     if len(missing):
+        total = len(np.union1d(det.frames, missing))
         ld.notes.append(
-            f"frames without a person: {len(missing)} of {len(det.frames)} ({_ranges(missing)}), not lifted "
+            f"frames without a person: {len(missing)} of {total} ({_ranges(missing)}), not lifted "
             "(temporal windows run across these gaps)"
         )
     ld.check_values(xy, score, keep, lay, size)
