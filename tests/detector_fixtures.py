@@ -65,16 +65,20 @@ def attach_face(pose: np.ndarray) -> np.ndarray:
     )
 
 
-def camera_frame(points: np.ndarray, pelvis: np.ndarray, seed: int) -> np.ndarray:
+def camera_frame(points: np.ndarray, pelvis: np.ndarray, seed: int, video: bool = False) -> np.ndarray:
     """z-up world points (T, K, 3) into cameras (x right, y down, z forward) 3.5-6 m from the pelvis.
 
-    Each frame gets its own random yaw (all round) and elevation (-10 to 40 degrees).
+    Each frame gets its own random yaw (all round) and elevation (-10 to 40 degrees); a ``video``
+    has one such camera, aimed at the mean pelvis, for all frames.
     """
     rng = np.random.default_rng(seed)
     t = len(points)
-    yaw = rng.uniform(-np.pi, np.pi, t)
-    elev = np.deg2rad(rng.uniform(-10, 40, t))
-    dist = rng.uniform(3.5, 6.0, t)
+    draws = 1 if video else t
+    yaw = rng.uniform(-np.pi, np.pi, draws)
+    elev = np.deg2rad(rng.uniform(-10, 40, draws))
+    dist = rng.uniform(3.5, 6.0, draws)
+    if video:
+        pelvis = np.broadcast_to(pelvis.mean(0), pelvis.shape)
     # viewing direction from the camera to the subject, then a right-handed camera basis
     view = np.stack([np.cos(elev) * np.cos(yaw), np.cos(elev) * np.sin(yaw), -np.sin(elev)], -1)
     right = np.cross(view, [0.0, 0.0, 1.0])
@@ -90,11 +94,11 @@ def project(cam: np.ndarray) -> np.ndarray:
     return FOCAL * cam[..., :2] / cam[..., 2:3] + np.array(IMAGE) / 2
 
 
-def filmed(seed: int = 0, **kw: object) -> dict[str, np.ndarray]:
+def filmed(seed: int = 0, video: bool = False, **kw: object) -> dict[str, np.ndarray]:
     """Known poses with faces filmed by random cameras: camera-frame H36M joints and face, pixels."""
     pose = known_poses(**kw)  # type: ignore[arg-type]
     face = attach_face(pose)
-    cam = camera_frame(np.concatenate([pose, face], 1), pose[:, J["pelvis"]], seed)
+    cam = camera_frame(np.concatenate([pose, face], 1), pose[:, J["pelvis"]], seed, video)
     px = project(cam)
     return {"h36m_cam": cam[:, :17], "face_cam": cam[:, 17:], "h36m_px": px[:, :17], "face_px": px[:, 17:]}
 

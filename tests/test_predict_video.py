@@ -52,7 +52,7 @@ data:
 
 @pytest.fixture(scope="module")
 def walk() -> dict[str, np.ndarray]:
-    d = filmed(seed=5, clips=("walk",))
+    d = filmed(seed=5, video=True, clips=("walk",), fps=25.0)
     d["coco"] = detector_keypoints(d["h36m_px"], d["face_px"], "coco17")
     return d
 

@@ -49,6 +49,7 @@ class _Scene:
         self.ax2.set_xlim(x0, x1)
         self.ax2.set_ylim(y1, y0)  # image rows grow downwards
         self.ax2.set_aspect("equal")
+        self.ax2.set_title("2D input (H36M-17)", fontsize=10)
         unit = "pixels" if image_size is not None else "screen-normalized"
         self.ax2.set_xlabel(f"x ({unit})")
         self.ax2.set_ylabel(f"y ({unit})")
@@ -66,10 +67,12 @@ class _Scene:
         self.ax3.set_xlim(-r, r)
         self.ax3.set_ylim(-r, r)
         self.ax3.set_zlim(-r, r)
-        self.ax3.set_box_aspect((1, 1, 1))
+        self.ax3.set_box_aspect((1, 1, 1), zoom=1.2)
         self.ax3.set_xlabel("x (m)")
         self.ax3.set_ylabel("depth (m)")
         self.ax3.set_zlabel("up (m)")
+        self.ax3.set_title("lifted 3D (root-relative)", fontsize=10)
+        # seen from about where the camera is (depth away from the viewer), a little from above
         self.ax3.view_init(elev=15, azim=-75)
         for axis in (self.ax3.xaxis, self.ax3.yaxis, self.ax3.zaxis):
             axis.set_ticks([-0.5, 0.0, 0.5])
