@@ -53,6 +53,8 @@ H36M_LEG_RATIO = 0.45
 OUTSIDE_MARGIN = 0.02
 # screen-normalized coordinates lie within about [-1, 1]; larger values are pixels
 NORMALIZED_LIMIT = 4.0
+# the smallest score that counts as detected (a keypoint at (0, 0) or with score 0 is not)
+UNDETECTED = 1e-9
 
 
 @dataclass
@@ -134,6 +136,8 @@ class _Loader:
         self.src = det.source
         self.layout_option = layout
         self.min_score = min_score
+        # undetected keypoints have score 0 and are never trusted, even with min_score 0
+        self.threshold = max(min_score, UNDETECTED)
         self.notes: list[str] = []
 
     def fail(self, message: str) -> NoReturn:
@@ -250,7 +254,7 @@ class _Loader:
                 self.fail(
                     f"{self.src}: no person has track id {track_id}; the file has {known.tolist()[:20]}"
                 )
-        ok = (det.score >= max(self.min_score, 1e-12)) & candidate[..., None]
+        ok = (det.score >= self.threshold) & candidate[..., None]
         lo = np.where(ok[..., None], det.xy, np.inf).min(-2)
         hi = np.where(ok[..., None], det.xy, -np.inf).max(-2)
         area = np.where(ok.any(-1), np.prod(np.clip(hi - lo, 0, None), -1), -1.0)
@@ -284,7 +288,7 @@ class _Loader:
                 f"{bad_frames}); nothing can be lifted from them: drop them from the file (npz: keep the "
                 "other frames' numbers in 'frame')"
             )
-        confident = score >= self.min_score if self.min_score > 0 else detected
+        confident = score >= self.threshold
         if det.normalized:
             big = confident & (np.abs(xy) > NORMALIZED_LIMIT).any(-1)
             if big.any():
@@ -337,7 +341,7 @@ class _Loader:
         max_fill: int,
         where: Callable[[int], str],
     ) -> tuple[np.ndarray, np.ndarray]:
-        low = score17 < self.min_score
+        low = score17 < self.threshold
         if not low.any():
             return xy17, low
 
@@ -458,7 +462,7 @@ def load_video(
             "(temporal windows run across these gaps)"
         )
     ld.check_values(xy, score, keep, lay, size)
-    xy17, score17 = map_keypoints(xy, score, lay, min_score)
+    xy17, score17 = map_keypoints(xy, score, lay, ld.threshold)
     xy17, filled = ld.low_confidence(
         xy17, score17, frames, lay, low_confidence, max_fill_frames, lambda r: det.where(int(keep[r]))
     )

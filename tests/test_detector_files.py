@@ -352,3 +352,14 @@ def test_windows_for_temporal_lifters_are_one_edge_padded_sequence(tmp_path, wal
         ValueError, match="--data.receptive_field 3 does not match the model's receptive field 5"
     ):
         fixed.match_lifter(Lifter())
+
+
+def test_undetected_joints_are_never_trusted(tmp_path, walk):
+    """(0, 0) is 'not detected' (score 0), even with --data.min_score 0: filled, never lifted as is."""
+    kp = walk["coco"].copy()
+    kp[6, 16] = 0  # r_ankle missed in frame 6
+    np.savez(tmp_path / "miss.npz", keypoints=kp, image_size=[W, H])
+    for min_score in (0.0, 0.3):
+        video = load_video(tmp_path / "miss.npz", min_score=min_score)
+        assert video.filled[6, 3] and video.filled.sum() == 1  # H36M r_ankle is joint 3
+        np.testing.assert_allclose(video.keypoints[6, 3], kp[5, 16], atol=1e-3)
