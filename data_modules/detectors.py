@@ -387,12 +387,22 @@ def _coco_dataset(src: str, data: dict) -> Detections:
 
 def _openpose_frames(src: str, files: list[tuple[Path, dict]], kind: str) -> Detections:
     numbers = [_LAST_NUMBER.search(p.stem) for p, _ in files]
-    if all(numbers):
-        frame_ids = [int(m.group(1)) for m in numbers]  # type: ignore[union-attr]
-        if len(set(frame_ids)) != len(frame_ids):
-            frame_ids = list(range(len(files)))
-    else:
+    found = [int(m.group(1)) for m in numbers if m is not None]
+    if not found:  # no numbers in the names: the sorted order is the frame order
         frame_ids = list(range(len(files)))
+    elif len(found) < len(files):
+        unnumbered = next(p for (p, _), m in zip(files, numbers, strict=True) if m is None)
+        raise DataFormatError(f"{unnumbered}: no frame number in the file name, unlike the others in {src}")
+    else:
+        frame_ids = found
+        if len(set(found)) != len(found):
+            first = {}
+            for (p, _), f in zip(files, found, strict=True):
+                if f in first:
+                    raise DataFormatError(
+                        f"{p}: frame {f} again (also {first[f].name}); keep one video per folder"
+                    )
+                first[f] = p
     people = []
     for (p, data), f in zip(files, frame_ids, strict=True):
         if not isinstance(data, dict) or not isinstance(data.get("people"), list):

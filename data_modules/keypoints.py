@@ -174,7 +174,7 @@ class _Loader:
                 f"pose; COCO-17's face < {COCO_HEAD_RATIO}, H36M-17's legs > {H36M_LEG_RATIO}); "
                 "set --data.layout coco17 or h36m17"
             )
-        lay = KEYPOINT_LAYOUTS[name]  # type: ignore[index]
+        lay = KEYPOINT_LAYOUTS[name]
         what = "a head-sized cluster" if name == "coco17" else "the pelvis and legs"
         self.notes.append(
             f"layout {lay.name} (detected: 17 joints, joints 0-4 span {ratio:.2f} of the pose, {what}): "
@@ -415,6 +415,18 @@ def _size_text(size: np.ndarray) -> str:
 LOW_CONFIDENCE_MODES = ("fill", "fail")
 
 
+def check_options(layout: str, min_score: float, low_confidence: str, max_fill_frames: int) -> None:
+    """Refuse option values :func:`load_video` cannot use, naming the option."""
+    if layout != "auto" and layout not in KEYPOINT_LAYOUTS:
+        raise ValueError(f"--data.layout {layout!r}: use auto or one of {', '.join(KEYPOINT_LAYOUTS)}")
+    if low_confidence not in LOW_CONFIDENCE_MODES:
+        raise ValueError(f"--data.low_confidence {low_confidence!r}: use fill or fail")
+    if not 0 <= min_score <= 1:
+        raise ValueError(f"--data.min_score must be within [0, 1], got {min_score}")
+    if max_fill_frames < 0:
+        raise ValueError(f"--data.max_fill_frames must be >= 0, got {max_fill_frames}")
+
+
 def load_video(
     path: str | Path,
     layout: str = "auto",
@@ -426,14 +438,7 @@ def load_video(
     max_fill_frames: int = 25,
 ) -> Video2D:
     """Read, check and map one video's keypoints; the arguments are :class:`KeypointsDataModule`'s."""
-    if layout != "auto" and layout not in KEYPOINT_LAYOUTS:
-        raise ValueError(f"--data.layout {layout!r}: use auto or one of {', '.join(KEYPOINT_LAYOUTS)}")
-    if low_confidence not in LOW_CONFIDENCE_MODES:
-        raise ValueError(f"--data.low_confidence {low_confidence!r}: use fill or fail")
-    if not 0 <= min_score <= 1:
-        raise ValueError(f"--data.min_score must be within [0, 1], got {min_score}")
-    if max_fill_frames < 0:
-        raise ValueError(f"--data.max_fill_frames must be >= 0, got {max_fill_frames}")
+    check_options(layout, min_score, low_confidence, max_fill_frames)
     det = read_detections(path)
     ld = _Loader(det, layout, min_score)
     ld.notes.append(f"keypoints: {det.source} ({det.kind}, {len(det.frames)} frames)")
@@ -531,6 +536,7 @@ class KeypointsDataModule(pl.LightningDataModule):
             raise ValueError(f"--data.batch_size must be positive, got {batch_size}")
         if receptive_field is not None and (receptive_field < 1 or receptive_field % 2 == 0):
             raise ValueError(f"--data.receptive_field must be odd and >= 1, got {receptive_field}")
+        check_options(layout, min_score, low_confidence, max_fill_frames)  # fail before the model loads
         self.path = path
         self.options = {
             "layout": layout,

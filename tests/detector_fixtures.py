@@ -94,9 +94,11 @@ def project(cam: np.ndarray) -> np.ndarray:
     return FOCAL * cam[..., :2] / cam[..., 2:3] + np.array(IMAGE) / 2
 
 
-def filmed(seed: int = 0, video: bool = False, **kw: object) -> dict[str, np.ndarray]:
+def filmed(
+    seed: int = 0, video: bool = False, clips: tuple[str, ...] = ALL_ROUND, fps: float = 10.0
+) -> dict[str, np.ndarray]:
     """Known poses with faces filmed by random cameras: camera-frame H36M joints and face, pixels."""
-    pose = known_poses(**kw)  # type: ignore[arg-type]
+    pose = known_poses(clips, fps)
     face = attach_face(pose)
     cam = camera_frame(np.concatenate([pose, face], 1), pose[:, J["pelvis"]], seed, video)
     px = project(cam)

@@ -325,6 +325,8 @@ def test_options_are_checked():
         load_video("x.json", min_score=2)
     with pytest.raises(ValueError, match="--data.receptive_field must be odd"):
         KeypointsDataModule("x.json", receptive_field=4)
+    with pytest.raises(ValueError, match="--data.max_fill_frames must be >= 0"):
+        KeypointsDataModule("x.json", max_fill_frames=-1)
 
 
 # -- serving -------------------------------------------------------------------------------------
@@ -363,3 +365,13 @@ def test_undetected_joints_are_never_trusted(tmp_path, walk):
         video = load_video(tmp_path / "miss.npz", min_score=min_score)
         assert video.filled[6, 3] and video.filled.sum() == 1  # H36M r_ankle is joint 3
         np.testing.assert_allclose(video.keypoints[6, 3], kp[5, 16], atol=1e-3)
+
+
+def test_openpose_folder_of_two_videos_is_refused(tmp_path, walk):
+    score = np.ones((2, 25))
+    folder = write_openpose_dir(tmp_path / "op", walk["body25"][:2], score)
+    (folder / "video_000000000001_keypoints.json").rename(folder / "other_000000000000_keypoints.json")
+    with pytest.raises(
+        DataFormatError, match=r"video_000000000000_keypoints.json: frame 0 again \(also other_"
+    ):
+        load_video(folder, width=W, height=H)

@@ -143,12 +143,12 @@ class FrameOutputs(BasePredictionWriter):
             write_frames_json(self.json_path, poses, extras, info)
             print(f"wrote {len(poses)} frames to {self.json_path}", flush=True)
         if self.render_path is not None:
-            self._render(poses, extras)
+            self._render(self.render_path, poses, extras)
 
-    def _render(self, poses: np.ndarray, extras: dict[str, np.ndarray]) -> None:
+    def _render(self, path: str, poses: np.ndarray, extras: dict[str, np.ndarray]) -> None:
         frames = extras.get("frame", np.arange(len(poses)))
         if self.render_range is None:
-            count = 1 if str(self.render_path).lower().endswith(".png") else DEFAULT_RENDER_FRAMES
+            count = 1 if path.lower().endswith(".png") else DEFAULT_RENDER_FRAMES
             index = np.arange(min(count, len(poses)))
         else:
             start, stop = self.render_range
@@ -163,7 +163,7 @@ class FrameOutputs(BasePredictionWriter):
         size = extras.get("image_size")
         filled = extras.get("filled")
         written = render_poses(
-            self.render_path,  # type: ignore[arg-type]
+            path,
             extras["keypoints"][index],
             poses[index],
             frames[index],
@@ -174,9 +174,7 @@ class FrameOutputs(BasePredictionWriter):
         shown = (
             f"frame {int(frames[index[0]])}"
             if len(index) == 1
-            else (f"frames {int(frames[index[0]])}-{int(frames[index[-1]])} ({len(index)} of {len(poses)})")
+            else f"frames {int(frames[index[0]])}-{int(frames[index[-1]])} ({len(index)} of {len(poses)})"
         )
-        where = (
-            written[0] if len(written) == 1 else f"{written[0].parent}/{Path(self.render_path).stem}_*.png"
-        )  # type: ignore[arg-type]
+        where = written[0] if len(written) == 1 else f"{written[0].parent}/{Path(path).stem}_*.png"
         print(f"rendered {shown} to {where} (choose frames with --render_frames START:STOP)", flush=True)
