@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean bench-data bench-poseaug bench-speed bench-evolve
+.PHONY: help install demo test test-quick lint format clean bench-data bench-poseaug bench-speed bench-evolve
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +23,13 @@ install: $(STAMP)  ## create .venv with torch (CPU), the package (editable) and 
 demo: install  ## train the baseline on the embedded mocap benchmark and print the results table
 	$(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml --test_after_fit true
 
-test: install  ## run the test suite (what CI runs)
+test: install  ## lint, format check and the whole test suite (what CI runs)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests
+
+test-quick: install  ## the tests without the slow ones (DDP, subprocesses of the installed CLI)
+	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q -m "not slow" tests
 
 bench-data: install  ## full-size H36M-format file set: load time and peak memory (targets < 20 s, < 4 GB)
 	$(PY) benchmarks/bench_data.py $(ARGS)
@@ -35,8 +43,13 @@ bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and 
 bench-evolve: install  ## EvoSkeleton evolution speed (valid new poses/s, peak memory) from 50k and 500k poses
 	$(PY) benchmarks/bench_evolve.py $(ARGS)
 
-lint: install  ## ruff
+lint: install  ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
-clean:
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:  ## remove the venv and build/test caches
 	rm -rf $(VENV) *.egg-info build dist .pytest_cache .ruff_cache

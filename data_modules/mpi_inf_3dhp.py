@@ -27,7 +27,7 @@ metric key.
 
 Cameras: the test intrinsics are the commonly used TS1-4 / TS5-6 values (no distortion).
 PoseAug's file has no root position; it is recovered by least squares from 2D and 3D
-(``data_modules.common.estimate_root``), exact up to the rounding of the stored 2D. The
+(``poseshift.geometry.camera.estimate_root``), exact up to the rounding of the stored 2D. The
 training cameras' intrinsics are not in AdaptPose's file: the TS1-4 values stand in and the
 set's ``meta["intrinsics"]`` says so.
 """

@@ -21,16 +21,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poseshift.geometry.skeleton import JOINT_NAMES, NUM_JOINTS
+from poseshift.geometry.skeleton import EVAL_JOINT_SETS, JOINT_NAMES, NECK_NOSE, NUM_JOINTS
 
-NECK_NOSE = JOINT_NAMES.index("neck_nose")
 THORAX = JOINT_NAMES.index("thorax")
 HEAD_TOP = JOINT_NAMES.index("head_top")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A joint order found in files: its own joint names and the map to H36M-17."""
+    """A joint order found in files: its own joint names and the map to H36M-17.
+
+    Args:
+        name: registry name.
+        joint_names: the layout's joint names, in file order.
+        to_h36m17: for each H36M-17 joint, the file's index of it (``None`` when missing).
+        note: where the layout is found.
+    """
 
     name: str
     joint_names: tuple[str, ...]
@@ -258,14 +264,6 @@ LAYOUTS: dict[str, Layout] = {
     )
 }
 
-# Joint sets for evaluation, as H36M-17 indices. "official14" is the 3DHP PCK protocol
-# (DATA_FORMATS.md 7.4); "all16" excludes the interpolated neck_nose of 16-joint sources.
-EVAL_JOINT_SETS: dict[str, tuple[int, ...]] = {
-    "all": tuple(range(NUM_JOINTS)),
-    "all16": tuple(j for j in range(NUM_JOINTS) if j != NECK_NOSE),
-    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
-}
-
 
 def get_layout(name: str) -> Layout:
     """A registered layout by name, with an error listing the known ones."""
@@ -386,9 +384,13 @@ def _body_formulas() -> dict[str, dict[str, float]]:
 class KeypointLayout:
     """A 2D detector's joint order and its map to H36M-17 (see the comment above ``HEAD_MODEL``).
 
-    ``weights`` is (17, K): H36M joint ``j`` = ``sum_k weights[j, k] * keypoint[k]``.
-    ``pairs`` are (left, right) indices of face pairs that stand in for each other when one side
-    is not confident.
+    Args:
+        name: registry name (the ``--data.layout`` value).
+        joint_names: the detector's joint names, in its order (K joints).
+        weights: (17, K): H36M joint ``j`` = ``sum_k weights[j, k] * keypoint[k]``.
+        pairs: (left, right) indices of face pairs that stand in for each other when one side is
+            not confident.
+        note: which detectors write this layout.
     """
 
     name: str

@@ -10,8 +10,8 @@ Model and data are chosen by class path in the YAML (``model.class_path``,
 
 from __future__ import annotations
 
-import importlib
 import sys
+from importlib.metadata import entry_points
 
 import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
@@ -100,19 +100,24 @@ DESCRIPTION = (
     "'poseshift evolve --config ...' grows an EvoSkeleton dataset."
 )
 
-# commands that are not LightningCLI subcommands: name -> (module, function taking argv)
-EXTRA_COMMANDS = {
-    "data": ("data_modules.commands", "main"),
-    "evolve": ("poseshift.evolution.driver", "evolve_main"),
-}
+COMMAND_GROUP = "poseshift.commands"
+
+
+def extra_commands() -> dict[str, object]:
+    """Commands that are not LightningCLI subcommands (``data``, ``evolve``), by name.
+
+    They are entry points of the ``poseshift.commands`` group (setup.cfg): functions that take
+    the remaining arguments and return an exit status.
+    """
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``poseshift`` command (``args`` for calling it from Python)."""
     argv = sys.argv[1:] if args is None else list(args)
-    if argv and argv[0] in EXTRA_COMMANDS:
-        module, function = EXTRA_COMMANDS[argv[0]]
-        code = getattr(importlib.import_module(module), function)(argv[1:])
+    commands = extra_commands()
+    if argv and argv[0] in commands:
+        code = commands[argv[0]].load()(argv[1:])
         if code:
             raise SystemExit(code)
         return None

@@ -1,14 +1,18 @@
 """What every lifting method shares: a 2D-to-3D lifter and its evaluation on named test sets.
 
-Methods subclass :class:`LiftingModule` and add their own networks, optimizers and
-``training_step``. Validation runs on the source validation split (the default for
-checkpoint selection); testing runs on every test set of the DataModule, each logged
-under its own name: ``test/<set>/mpjpe``, ``test/<set>/pa_mpjpe``, ``test/<set>/pck``,
-``test/<set>/auc``.
+Methods subclass :class:`LiftingModule` (or :class:`~poseshift.methods.adversarial.AdversarialModule`
+for methods that train several networks) and add their own networks, optimizers and
+``training_step``. Validation runs on the source validation split (the default for checkpoint
+selection); testing runs on every test set of the DataModule, each logged under its own name:
+``test/<set>/mpjpe``, ``test/<set>/pa_mpjpe``, ``test/<set>/pck``, ``test/<set>/auc``.
+
+Evaluation facts (each set's joints and action names) come from the DataModule's documented
+accessors (:class:`poseshift.batches.PoseDataSource`), never from its internals.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,6 +20,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch import nn
 
+from poseshift.batches import PoseBatch, PoseDataSource, TestSetInfo
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.metrics import pose_metrics
 from poseshift.models import build_backbone
@@ -26,6 +31,34 @@ def _metric_key(name: str) -> str:
     return name.replace(".", "_")
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Evaluation and checkpoint-selection options shared by every method.
+
+    Args:
+        pck_joints: joints that PCK/AUC (and MPJPE) are computed over: ``"all"`` or a named set
+            such as ``"official14"`` (the 3DHP protocol). A test set's own evaluation joints
+            (e.g. 3DHP's ``official14``) take precedence.
+        flip_test: average the prediction with that of the left/right-mirrored input, as
+            PoseAug does on 3DHP.
+        monitor: metric that selects the best checkpoint (source validation by default).
+        per_action: also report each test set's metrics per action and as the unweighted mean
+            over actions (``<metric>_action_wise``, the VideoPose3D/EvoSkeleton H36M protocol);
+            the plain keys stay the pooled mean over all frames.
+    """
+
+    pck_joints: str = "all"
+    flip_test: bool = False
+    monitor: str = "val/mpjpe"
+    per_action: bool = False
+
+
+# the default of every method's ``evaluation`` argument (frozen, so one shared instance is safe)
+DEFAULT_EVALUATION = Evaluation()
+# checkpoints store it among the hyperparameters; let torch's safe (weights-only) loader accept it
+torch.serialization.add_safe_globals([Evaluation])
+
+
 class LiftingModule(pl.LightningModule):
     """Base LightningModule: owns ``self.lifter`` and the evaluation protocol.
 
@@ -33,38 +66,23 @@ class LiftingModule(pl.LightningModule):
         backbone: lifter architecture, one of ``poseshift.models.BACKBONES`` (ignored when a
             subclass passes its own ``lifter``).
         backbone_kwargs: constructor arguments of the backbone (sizes, dropout, ...).
-        pck_joints: joints that PCK/AUC (and MPJPE) are computed over: ``"all"`` or a
-            named set such as ``"official14"`` (the 3DHP protocol).
-        flip_test: average the prediction with that of the left/right-mirrored input,
-            as PoseAug does on 3DHP.
-        monitor: metric that selects the best checkpoint (source validation by default).
-        per_action: also report each test set's metrics per action and as the unweighted
-            mean over actions (``<metric>_action_wise``, the VideoPose3D/EvoSkeleton H36M
-            protocol); the plain keys stay the pooled mean over all frames.
-
-    A test set whose ``PoseSet.meta`` has ``"eval_joints"`` (e.g. ``"official14"`` for 3DHP)
-    is evaluated on those joints instead of ``pck_joints``.
+        evaluation: evaluation options (:class:`Evaluation`).
+        lifter: a ready lifter network (keyword only; for subclasses that build their own).
     """
 
     def __init__(
         self,
         backbone: str = "simple_baseline",
         backbone_kwargs: dict[str, Any] | None = None,
-        pck_joints: str = "all",
-        flip_test: bool = False,
-        monitor: str = "val/mpjpe",
-        per_action: bool = False,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         *,
         lifter: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.skeleton: Skeleton = H36M17
         self.lifter = lifter if lifter is not None else build_backbone(backbone, **(backbone_kwargs or {}))
-        self.pck_joints = pck_joints
-        self.flip_test = flip_test
-        self.monitor = monitor
-        self.per_action = per_action
-        self.val_metrics = pose_metrics(joints=pck_joints)
+        self.evaluation = evaluation
+        self.val_metrics = pose_metrics(joints=self.evaluation.pck_joints)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)
 
@@ -76,44 +94,58 @@ class LiftingModule(pl.LightningModule):
     def lift_for_eval(self, pose2d: torch.Tensor) -> torch.Tensor:
         """Prediction used for metrics and ``predict``: optionally flip-averaged."""
         pred = self(pose2d)
-        if self.flip_test:
+        if self.evaluation.flip_test:
             mirror = torch.tensor([-1.0, 1.0], device=pose2d.device, dtype=pose2d.dtype)
             flipped = self(pose2d[..., self._flip_perm, :] * mirror)
             flipped = flipped[..., self._flip_perm, :] * torch.cat([mirror, mirror.new_ones(1)])
             pred = (pred + flipped) / 2
         return pred
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def _test_poses(self) -> dict[str, Any]:
-        """The DataModule's test PoseSets by name (empty for a DataModule without them)."""
-        dm = getattr(self.trainer, "datamodule", None)
-        sets = getattr(dm, "sets", None)
-        return dict(sets.test) if sets is not None else {}
+    # -- data access ------------------------------------------------------------------------------
+    @property
+    def data_source(self) -> PoseDataSource | None:
+        """The DataModule when it offers poseshift's accessors (:class:`PoseDataSource`), else None."""
+        trainer = getattr(self, "_trainer", None)
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return dm if isinstance(dm, PoseDataSource) else None
+
+    def training_poses(self) -> PoseBatch:
+        """The whole labeled source training split (CPU tensors), from the DataModule's accessor."""
+        source = self.data_source
+        if source is None:
+            raise RuntimeError(
+                f"{type(self).__name__} needs the whole source training set: use a poseshift "
+                "DataModule (data_modules.*), which provides training_poses()"
+            )
+        return source.training_poses()
 
     @property
     def test_set_names(self) -> list[str]:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or not hasattr(dm, "test_set_names"):
-            return ["test"]
-        return dm.test_set_names
+        source = self.data_source
+        return list(source.test_set_info()) if source is not None else ["test"]
 
+    def _test_set_info(self) -> dict[str, TestSetInfo]:
+        source = self.data_source
+        return source.test_set_info() if source is not None else {}
+
+    # -- evaluation -----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage not in ("test", "fit"):
             return
-        poses = self._test_poses()
+        infos = self._test_set_info()
         for name in self.test_set_names:
             key = _metric_key(name)
             if key in self.test_metrics:
                 continue
-            meta = poses[name].meta if name in poses else {}
-            actions = poses[name].action_names if name in poses else ()
+            info = infos.get(name, TestSetInfo(name))
+            per_action = self.evaluation.per_action
             self.test_metrics[key] = pose_metrics(
-                joints=meta.get("eval_joints", self.pck_joints),
-                per_action=self.per_action,
-                num_actions=max(1, len(actions)) if self.per_action else None,
+                joints=info.eval_joints if info.eval_joints is not None else self.evaluation.pck_joints,
+                per_action=per_action,
+                num_actions=max(1, len(info.action_names)) if per_action else None,
             )
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
         self.val_metrics.update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
 
     def on_validation_epoch_end(self) -> None:
@@ -122,17 +154,17 @@ class LiftingModule(pl.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True)
         self.val_metrics.reset()
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(self, batch: PoseBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
         self.test_metrics[_metric_key(name)].update(
             self.lift_for_eval(batch["pose2d"]), batch["pose3d"], action=batch.get("action")
         )
 
     def on_test_epoch_end(self) -> None:
-        poses = self._test_poses()
+        infos = self._test_set_info()
         for name in self.test_set_names:
             metrics = self.test_metrics[_metric_key(name)]
-            actions = poses[name].action_names if name in poses else ()
+            actions = infos[name].action_names if name in infos else ()
             logged: dict[str, torch.Tensor] = {}
             # MetricCollection flattens per-action results to <metric>_all / _action_wise / _per_action
             for key, value in metrics.compute().items():
@@ -147,9 +179,7 @@ class LiftingModule(pl.LightningModule):
             self.log_dict(logged, add_dataloader_idx=False)
             metrics.reset()
 
-    def predict_step(
-        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> torch.Tensor:
+    def predict_step(self, batch: PoseBatch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         return self.lift_for_eval(batch["pose2d"])
 
     def configure_callbacks(self) -> list[Callback]:
@@ -163,7 +193,7 @@ class LiftingModule(pl.LightningModule):
         if self.trainer.checkpoint_callback is not None:
             callbacks.append(
                 ModelCheckpoint(
-                    monitor=self.monitor,
+                    monitor=self.evaluation.monitor,
                     mode="min",
                     save_last=True,
                     filename="best-{epoch:03d}",
@@ -171,14 +201,3 @@ class LiftingModule(pl.LightningModule):
                 )
             )
         return callbacks
-
-    # -- helpers for manual optimization ----------------------------------------------------------
-    def optimizer_step_with_clip(
-        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None
-    ) -> None:
-        """zero_grad, backward, clip (if ``max_norm``), step: one player's update."""
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if max_norm:
-            self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
-        optimizer.step()

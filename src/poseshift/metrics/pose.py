@@ -18,18 +18,21 @@ import torch
 from torchmetrics import Metric, MetricCollection
 
 from poseshift.geometry.procrustes import procrustes_align
+from poseshift.geometry.skeleton import EVAL_JOINT_SETS
+from poseshift.metrics.functional import (
+    AUC_THRESHOLDS_MM,
+    MM_PER_M,
+    auc_from_errors,
+    joint_errors,
+    pck_from_errors,
+    select_joints,
+)
 
 __all__ = ["AUC", "JOINT_SETS", "MPJPE", "PAMPJPE", "PCK", "pose_metrics", "resolve_joints"]
 
-# Named joint subsets. "official14" is the MPI-INF-3DHP PCK/AUC protocol (head_top, thorax/neck,
-# shoulders, elbows, wrists, hips, knees, ankles; no pelvis, spine or nose) in H36M-17 indices;
-# the *_h36m16 entry is the same set for the 16-joint PoseAug layout.
-JOINT_SETS: dict[str, tuple[int, ...]] = {
-    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
-    "official14_h36m16": (9, 8, 13, 14, 15, 10, 11, 12, 1, 2, 3, 4, 5, 6),
-}
-
-_MM_PER_M = 1000.0
+# Named joint subsets (H36M-17 indices), defined once in the geometry package: "all", "all16"
+# and "official14" (the MPI-INF-3DHP PCK/AUC protocol).
+JOINT_SETS: dict[str, tuple[int, ...]] = EVAL_JOINT_SETS
 
 
 def resolve_joints(joints: Sequence[int] | str | None) -> tuple[int, ...] | None:
@@ -96,7 +99,7 @@ class _PoseMetric(Metric):
 
     def _joint_errors(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-sample, per-joint Euclidean error (B, J') in mm."""
-        return torch.linalg.vector_norm(pred - target, dim=-1) * _MM_PER_M
+        return joint_errors(pred, target) * MM_PER_M
 
     def _sample_values(self, errors: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -134,10 +137,7 @@ class _PoseMetric(Metric):
         if self.root_relative:
             pred = pred - pred[:, :1]
             target = target - target[:, :1]
-        if self.joint_index is not None:
-            idx = torch.as_tensor(self.joint_index, device=pred.device)
-            pred = pred.index_select(1, idx)
-            target = target.index_select(1, idx)
+        pred, target = select_joints(pred, self.joint_index), select_joints(target, self.joint_index)
 
         values = self._sample_values(self._joint_errors(pred, target))
         self.total = self.total + values.sum()
@@ -189,7 +189,7 @@ class PCK(_PoseMetric):
         self.threshold = float(threshold)
 
     def _sample_values(self, errors: torch.Tensor) -> torch.Tensor:
-        return (errors < self.threshold).to(errors.dtype).mean(dim=-1) * 100.0
+        return pck_from_errors(errors, self.threshold)
 
 
 class AUC(_PoseMetric):
@@ -211,14 +211,13 @@ class AUC(_PoseMetric):
     ) -> None:
         super().__init__(joints=joints, **kwargs)
         if thresholds is None:
-            thresholds = range(0, 151, 5)
+            thresholds = AUC_THRESHOLDS_MM
         self.thresholds = tuple(float(t) for t in thresholds)
         if not self.thresholds:
             raise ValueError("thresholds must not be empty")
 
     def _sample_values(self, errors: torch.Tensor) -> torch.Tensor:
-        thr = torch.as_tensor(self.thresholds, dtype=errors.dtype, device=errors.device)
-        return (errors.unsqueeze(-1) <= thr).to(errors.dtype).mean(dim=(-2, -1)) * 100.0
+        return auc_from_errors(errors, self.thresholds)
 
 
 def pose_metrics(

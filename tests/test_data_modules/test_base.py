@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import SyntheticDataModule, synthetic_set
 
-from data_modules.base import UnpaddedDistributedSampler
+from data_modules.base import DomainSets, UnpaddedDistributedSampler
 from data_modules.keypoints import KeypointsDataModule, load_keypoints
 from data_modules.schema import DataFormatError, PoseDataset, PoseSet, collate_batch
 
@@ -116,3 +117,55 @@ def test_keypoint_files(tmp_path):
     dm = KeypointsDataModule(str(tmp_path / "px.npz"), batch_size=2)
     batches = list(dm.predict_dataloader())
     assert [len(b["pose2d"]) for b in batches] == [2, 2, 1]
+
+
+class TargetData(SyntheticDataModule):
+    """The synthetic source plus an unlabeled target set of 40 poses."""
+
+    def build_sets(self) -> DomainSets:
+        sets = super().build_sets()
+        sets.target_train = {"wild": synthetic_set(40, 9, "wild").unlabeled()}
+        return sets
+
+
+def test_training_batches_carry_target_2d_when_asked():
+    dm = TargetData(num_train=96, batch_size=32, train_target="wild")
+    loader = dm.train_dataloader()
+    batches = [b for b, _, _ in loader]
+    assert len(batches) == 3  # the epoch is the source's: 96 / 32
+    wild = torch.as_tensor(dm.sets.target_train["wild"].pose2d)
+    for b in batches:
+        assert set(b) == {"source", "target"} and "pose3d" not in b["target"]
+        assert b["target"]["pose2d"].shape == (32, 17, 2)
+        assert (b["target"]["pose2d"][:, None] == wild[None]).all(-1).all(-1).any(-1).all()
+    seen = torch.cat([b["target"]["pose2d"] for b in batches])
+    # 96 draws from 40 poses without replacement within each pass: every pose at least twice
+    hits = (seen[:, None] == wild[None]).all(-1).all(-1).sum(0)
+    assert hits.min() >= 2
+    # the target loader has its own generator: the source order is what it is without a target
+    torch.manual_seed(5)
+    with_target = torch.cat([b["source"]["frame"] for b, _, _ in dm.train_dataloader()])
+    torch.manual_seed(5)
+    plain = SyntheticDataModule(num_train=96, batch_size=32)
+    without = torch.cat([b["source"]["frame"] for b, _, _ in plain.train_dataloader()])
+    assert torch.equal(with_target, without)
+    source_only = next(iter(plain.train_dataloader()))[0]
+    assert set(source_only) == {"source"}
+
+
+def test_an_unknown_train_target_is_named():
+    with pytest.raises(ValueError, match="train_target 'nope'.*available: \\['wild'\\]"):
+        TargetData(train_target="nope").setup("fit")
+
+
+def test_accessors_give_methods_what_they_may_know():
+    dm = TargetData(num_train=50)
+    train = dm.training_poses()
+    assert train["pose3d"].shape == (50, 17, 3) and train["pose3d"].dtype == torch.float32
+    info = dm.test_set_info()
+    assert list(info) == dm.test_set_names == ["alpha", "beta"]
+    assert info["alpha"].action_names == ("a", "b") and not info["alpha"].oracle
+    assert dm.validation_info().name == "val"
+    from poseshift.batches import PoseDataSource
+
+    assert isinstance(dm, PoseDataSource)

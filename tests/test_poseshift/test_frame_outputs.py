@@ -1,4 +1,5 @@
-"""Lifting a detector's video end to end: renders, the per-frame JSON, and the installed ``poseshift``."""
+"""Per-frame outputs of predict (poseshift.frame_outputs, poseshift.render) and the installed ``poseshift``
+on a detector's video, end to end."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from detector_fixtures import IMAGE, detector_keypoints, filmed, write_coco_results
+from helpers import REPO_ROOT
 from PIL import Image
 
 from poseshift.frame_outputs import parse_frame_range, write_frames_json
 from poseshift.render import render_poses
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 # the console script installed beside the interpreter running the tests (make install: .venv/bin)
 SCRIPT = Path(sys.executable).parent / "poseshift"
 
@@ -124,6 +126,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_installed_poseshift_lifts_a_coco_json_video_with_a_temporal_lifter(tmp_path, walk):
     assert SCRIPT.is_file(), f"{SCRIPT} is missing: run make install"
     config = tmp_path / "tiny.yaml"

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
+
+# every test here starts the command in a subprocess
+pytestmark = pytest.mark.slow
 
 TINY = """
 seed_everything: 0

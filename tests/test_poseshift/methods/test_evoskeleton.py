@@ -7,7 +7,7 @@ import copy
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import SyntheticDataModule
+from helpers import REPO_ROOT, SyntheticDataModule
 
 from poseshift.methods.evoskeleton import CascadeLifter, EvoSkeleton
 from poseshift.trainers import quiet_trainer
@@ -128,11 +128,10 @@ def test_checkpoint_keeps_statistics_and_active_learners():
 
 
 def test_mocap_configs_parse(capsys):
-    from pathlib import Path
 
     from poseshift.cli import main
 
-    root = Path(__file__).parents[1] / "experiments" / "evoskeleton"
+    root = REPO_ROOT / "experiments" / "evoskeleton"
     for name in ("mocap_BC.yaml", "mocap_BCE.yaml"):
         with pytest.raises(SystemExit) as done:
             main(["fit", "--config", str(root / name), "--print_config"])

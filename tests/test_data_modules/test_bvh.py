@@ -10,9 +10,9 @@ import torch
 from fixtures import REST_WORLD, write_bvh
 
 from data_modules.bvh import BVHDataModule, BVHTarget, bvh_to_world, forward_kinematics, parse_bvh
-from data_modules.rig import CameraRig
 from data_modules.schema import DataFormatError
 from poseshift.geometry.camera import project
+from poseshift.geometry.rig import CameraRig
 
 
 def test_parse_and_rest_pose(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import yaml
 from fixtures import write_all
+from helpers import REPO_ROOT
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.cross_dataset import CrossDatasetDataModule, TargetDomain
@@ -19,7 +20,7 @@ from data_modules.schema import PoseSet
 from poseshift.methods import Baseline
 from poseshift.trainers import quiet_trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CONFIGS = sorted((ROOT / "experiments" / "baseline").glob("h36m*.yaml"))
 
 

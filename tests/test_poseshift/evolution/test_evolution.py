@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import _REST, SyntheticDataModule
+from helpers import upright_poses
 
 from poseshift.evolution import (
     AcceptAll,
     AkhterValidity,
     EvolutionConfig,
     LearnedValidity,
-    bone_length_templates,
     camera_to_upright,
     choose_bones,
     crossover,
     evolve,
-    evolve_main,
     finalize,
+    mean_bone_lengths,
     mutate_bone_lengths,
     mutate_global,
     mutate_local,
@@ -32,26 +29,9 @@ from poseshift.evolution.operators import subtree_table
 from poseshift.geometry.local_frames import LIMB_BONES, TORSO_BONES, LocalPose, from_local, to_local
 
 
-def _upright(n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
-    """Standing poses (rest pose + joint noise, random yaw) in a z-up world, on the floor."""
-    g = torch.Generator().manual_seed(seed)
-    rest = torch.from_numpy(_REST)
-    cam = rest + noise * torch.randn(n, 17, 3, generator=g, dtype=torch.float64)
-    world = camera_to_upright(cam - cam[:, :1])
-    yaw = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
-    c, s, o, i = (
-        torch.cos(yaw),
-        torch.sin(yaw),
-        torch.zeros(n, dtype=torch.float64),
-        torch.ones(n, dtype=torch.float64),
-    )
-    rot = torch.stack([c, -s, o, s, c, o, o, o, i], -1).reshape(n, 3, 3)
-    return place_on_ground(world @ rot.mT, 0.02, 0.0)
-
-
 @pytest.fixture(scope="module")
 def world() -> torch.Tensor:
-    return _upright(400, 0)
+    return upright_poses(400, 0)
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +152,7 @@ def test_global_mutation_rotates_rigidly_about_root(local):
 
 
 def test_bone_length_mutation_uses_templates(local):
-    templates = bone_length_templates(local.lengths, torch.arange(400) % 3)
+    templates = mean_bone_lengths(local.lengths, torch.arange(400) % 3)
     assert templates.shape == (3, 16)
     new = mutate_bone_lengths(local.lengths, templates, 0.5, _gen(10))
     is_template = (new[:, None] == templates[None]).all(-1).any(-1)
@@ -318,7 +298,7 @@ def test_evolve_reaches_target_and_reports_acceptance(local, model):
     assert all(0 < s.acceptance <= 1 for s in result.stats)
     assert all(s.candidates == 2 * s.pairs for s in result.stats)
     assert model(result.population).all()  # every kept child passed selection
-    world = finalize(result, cfg, bone_length_templates(initial.lengths), _gen(13))
+    world = finalize(result, cfg, mean_bone_lengths(initial.lengths), _gen(13))
     assert world.shape == (800, 17, 3) and torch.isfinite(world).all()
     assert ((world[..., 2].amin(-1) - 0.02).abs() < 0.02).all()
 
@@ -335,65 +315,3 @@ def test_evolve_operator_ablations(local, cfg):
     assert len(result.population) == 600
     new = from_local(result.population.index(slice(400, None)))
     assert torch.isfinite(new).all()
-
-
-def test_evolve_main_writes_a_pose_set(tmp_path, world):
-    from data_modules.evolved import EvolvedDataModule
-    from data_modules.schema import PoseSet
-
-    np.savez(tmp_path / "world.npz", joints=world.numpy(), subject=np.arange(400) % 2)
-    config = tmp_path / "evolve.yaml"
-    config.write_text(
-        "source:\n  kind: world\n  path: " + str(tmp_path / "world.npz") + "\n"
-        "evolution:\n  target_ratio: 1.5\n  chunk_size: 64\n"
-        "validity:\n  kind: learned\n  margin_deg: 15.0\n"
-        "rig:\n  num_cameras: 2\n  h36m_extrinsics: true\n"
-        f"output: {tmp_path / 'out' / 'evolved.npz'}\nseed: 3\ngroup_size: 100\nprogress: false\n"
-    )
-    assert evolve_main(["--config", str(config)]) == 0
-    poses = PoseSet.load(tmp_path / "out" / "evolved.npz")
-    assert len(poses) >= 0.9 * 600 * 2  # 600 poses x 2 cameras, up to a few dropped views
-    assert np.abs(poses.pose3d[:, 0]).max() == 0 and poses.labeled
-    summary = json.loads((tmp_path / "out" / "evolved.npz.json").read_text())
-    assert summary["population"] == 600 and summary["generations"][0]["acceptance"] > 0
-
-    base = SyntheticDataModule(num_train=64, num_test=16)
-    mixed = EvolvedDataModule(str(tmp_path / "out" / "evolved.npz"), base, mode="mixed", batch_size=32)
-    mixed.setup("fit")
-    assert len(mixed.sets.train) == 64 + len(poses)
-    assert mixed.sets.train.action_names[-1] == "evolved"
-    assert mixed.test_set_names == ["alpha", "beta"]
-    alone = EvolvedDataModule(
-        str(tmp_path / "out" / "evolved.npz"),
-        SyntheticDataModule(num_train=64),
-        mode="evolved",
-        max_evolved=100,
-    )
-    alone.setup("fit")
-    assert len(alone.sets.train) == 100
-    batch = next(iter(mixed.train_dataloader()))
-    assert batch["pose2d"].shape == (32, 17, 2)
-
-
-def test_h36m_world_source(tmp_path, world):
-    from poseshift.evolution import SourceConfig, load_source
-
-    to32 = [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]  # H36M17 joint j sits at to32[j]
-    full = np.zeros((400, 32, 3), dtype=np.float32)
-    full[:, to32] = world.numpy()
-    positions = {"S1": {"Walking": full[:200]}, "S5": {"Eating": full[200:]}}
-    np.savez(tmp_path / "data_3d_h36m.npz", positions_3d=np.array(positions, dtype=object))
-    joints, groups = load_source(SourceConfig(kind="h36m", path=str(tmp_path), subjects=["S1"], stride=2))
-    assert joints.shape == (100, 17, 3) and (groups == 1).all()
-    assert torch.allclose(joints, world[:200:2].float().double(), atol=1e-6)
-
-
-EVOLVE_CONFIGS = sorted((Path(__file__).parents[1] / "experiments" / "evoskeleton").glob("evolve_*.yaml"))
-
-
-@pytest.mark.parametrize("config", EVOLVE_CONFIGS, ids=lambda p: p.name)
-def test_evolve_configs_parse(config, capsys):
-    with pytest.raises(SystemExit) as done:
-        evolve_main(["--config", str(config), "--print_config"])
-    assert done.value.code == 0
-    assert "evolution:" in capsys.readouterr().out

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from fixtures import write_h36m
+from helpers import first_training_batch
 
 from data_modules.h36m import H36MDataModule
 from data_modules.schema import DataFormatError, PoseSet
@@ -83,5 +84,22 @@ def test_h36m_module_serves_windows(tmp_path) -> None:
     # the centre of each window is the sample itself; the first window starts with 13 copies of frame 0
     np.testing.assert_array_equal(batch["pose2d"][:, 13].numpy(), test.pose2d[:8])
     np.testing.assert_array_equal(batch["pose2d"][0, :14].numpy(), np.repeat(test.pose2d[:1], 14, 0))
-    train = next(iter(dm.train_dataloader()))
+    train = first_training_batch(dm)["source"]
     assert train["pose2d"].shape == (4, 27, 17, 2)
+
+
+def test_window_3d_serves_the_3d_of_the_same_frames() -> None:
+    poses = _set([0] * 6 + [1] * 4)
+    poses.pose3d[:, :, 2] = np.arange(10)[:, None]  # z carries the sample index
+    poses.root3d[:, 1] = np.arange(10)
+    ds = WindowedPoseDataset(poses, receptive_field=5, window_3d=True)
+    batch = ds.__getitems__([0, 5, 6])
+    frames = batch["pose2d"][..., 0, 0].long()
+    assert batch["pose3d_window"].shape == (3, 5, 17, 3) and batch["root3d_window"].shape == (3, 5, 3)
+    assert torch.equal(batch["pose3d_window"][..., 0, 2].long(), frames)
+    assert torch.equal(batch["root3d_window"][..., 1].long(), frames)
+    assert torch.equal(batch["pose3d"][..., 0, 2].long(), torch.tensor([0, 5, 6]))  # centre frame
+    plain = WindowedPoseDataset(poses, receptive_field=5)
+    assert "pose3d_window" not in plain.__getitems__([0])
+    unlabeled = WindowedPoseDataset(poses.unlabeled(), receptive_field=5, window_3d=True)
+    assert "pose3d_window" not in unlabeled.__getitems__([0])

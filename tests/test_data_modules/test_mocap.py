@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import first_training_batch
 
 pytest.importorskip("pybullet_data", reason="the embedded mocap clips need pip install pybullet==3.2.7")
 
@@ -23,9 +24,9 @@ from data_modules.mocap import (  # noqa: E402
     MocapDomain,
     cache_root,
 )
-from data_modules.rig import H36M_CAPTURE_CENTRE, CameraRig, render  # noqa: E402
 from data_modules.schema import DataFormatError, PoseSet  # noqa: E402
 from poseshift.geometry.camera import H36M_S1_EXTRINSICS, project, world_to_camera  # noqa: E402
+from poseshift.geometry.rig import H36M_CAPTURE_CENTRE, CameraRig, render  # noqa: E402
 from poseshift.geometry.skeleton import H36M17  # noqa: E402
 
 J = {name: i for i, name in enumerate(H36M17.names)}
@@ -331,7 +332,7 @@ def test_sequence_ids(default_sets: tuple[MocapDataModule, DomainSets]) -> None:
 
 def test_loaders_and_test_set_selection(default_sets: tuple[MocapDataModule, DomainSets]) -> None:
     dm, _ = default_sets
-    batch = next(iter(dm.train_dataloader()))
+    batch = first_training_batch(dm)["source"]
     assert batch["pose2d"].shape == (dm.batch_size, 17, 2) and batch["pose3d"].shape == (dm.batch_size, 17, 3)
     assert len(dm.test_dataloader()) == 5
     assert "pose3d" not in next(iter(dm.target_dataloader("new_view")))

@@ -1,4 +1,4 @@
-"""``poseshift data check`` and ``poseshift data convert`` (``data_modules.commands.main``)."""
+"""``poseshift data check`` and ``poseshift data convert`` (``data_modules.commands.data.main``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fixtures import write_3dhp_train_sequence, write_all, write_cdf_variable, write_h36m, write_h36m_cdf
 
-from data_modules.commands import convert_h36m_raw, main
+from data_modules.commands.data import convert_h36m_raw, main
 from data_modules.h36m import H36MDataModule, load_positions_3d, world_to_cameras
 from data_modules.schema import DataFormatError, PoseSet
 

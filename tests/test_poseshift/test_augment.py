@@ -11,10 +11,10 @@ from poseshift.augment import (
     BL_GROUPS_H36M17,
     bone_angle_perturb,
     bone_length_scale,
-    bone_length_templates,
     expand_shared,
     group_matrix,
     in_frame,
+    median_bone_lengths,
     reproject,
     rigid_transform,
     swap_bone_lengths,
@@ -139,7 +139,7 @@ def test_swap_bone_lengths_uses_template_rows():
 def test_templates_are_per_owner_and_symmetric():
     x = poses(20)
     owner = torch.tensor([0] * 10 + [7] * 10)
-    tmpl = bone_length_templates(x, owner)
+    tmpl = median_bone_lengths(x, owner)
     assert tmpl.shape == (2, 16)
     torch.testing.assert_close(tmpl, tmpl[:, H36M17.bone_flip_permutation])
 
@@ -161,3 +161,28 @@ def test_rodrigues_angle_is_norm():
         torch.tensor([[[0.0, 0, 0], [1.0, 0, 0]]], dtype=torch.float64), aa, torch.zeros(1, 3)
     )
     torch.testing.assert_close(y[0, 1], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+
+
+def test_geodesic_angle_folds_axis_angle_norms_past_180_degrees():
+    from poseshift.augment import geodesic_angle_deg
+
+    aa = torch.tensor([[0.0, 0.0, math.pi / 2], [0.0, 0.0, 1.5 * math.pi], [math.pi, math.pi, math.pi]])
+    got = geodesic_angle_deg(aa)
+    norm = math.degrees(math.pi * math.sqrt(3))
+    torch.testing.assert_close(got, torch.tensor([90.0, 90.0, 360.0 - norm]))
+    # it is the angle of the rotation matrix
+    from poseshift.geometry import axis_angle_to_matrix
+
+    r = axis_angle_to_matrix(aa)
+    trace_angle = torch.rad2deg(torch.acos(((r.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)))
+    torch.testing.assert_close(got, trace_angle, atol=1e-3, rtol=1e-4)
+
+
+def test_in_view_rejects_clamped_and_behind_the_camera_poses():
+    from poseshift.augment import in_view
+
+    pose = torch.zeros(3, 17, 3)
+    pose[..., 2] = 5.0
+    pose[1, 3, 0] = 6.0  # |X/Z| = 1.2: clamped by the projection
+    pose[2, 5, 2] = -1.0  # behind the camera
+    assert in_view(pose).tolist() == [True, False, False]

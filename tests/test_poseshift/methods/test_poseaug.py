@@ -11,21 +11,15 @@ import torch
 from helpers import SyntheticDataModule, synthetic_set
 
 from data_modules.base import DomainSets
+from poseshift.adversarial import (
+    lsgan_discriminator_loss,
+    lsgan_loss,
+)
 from poseshift.augment import bone_length_scale, reproject
 from poseshift.geometry import H36M17, part_kcs
 from poseshift.methods.baseline import Baseline
-from poseshift.methods.poseaug import (
-    FakePool,
-    KCSDiscriminator,
-    PoseAug,
-    discriminator_loss,
-    feedback_matrix,
-    feedback_ratio_loss,
-    grouped_pose_error,
-    lsgan_loss,
-    range_loss,
-    rectified_l2,
-)
+from poseshift.methods.poseaug import PoseAug
+from poseshift.models import KCSDiscriminator
 from poseshift.trainers import quiet_trainer
 
 TINY = dict(
@@ -55,7 +49,7 @@ def data(**kwargs) -> SyntheticDataModule:
 
 
 def snapshot(model: PoseAug) -> dict[str, dict[str, torch.Tensor]]:
-    players = {"g": model.generator, "d3d": model.d3d, "d2d": model.d2d, "p": model.lifter}
+    players = model.player_modules()
     return {n: {k: v.detach().clone() for k, v in m.named_parameters()} for n, m in players.items()}
 
 
@@ -72,51 +66,13 @@ def sample_poses(n: int = 32) -> torch.Tensor:
 # -- losses and small parts ----------------------------------------------------------------------
 
 
-def test_range_and_rectified_losses():
-    a = torch.tensor([0.0, 0.5, 1.0, 2.0])
-    # band around 1 with half width 0.6: only 0 and 2 are outside
-    assert range_loss(a, 1.0, 0.6).item() == pytest.approx((1 + 1) / 4)
-    assert rectified_l2(torch.tensor([0.05, -0.2]), 0.1).item() == pytest.approx(0.04 / 2)
-    assert feedback_ratio_loss(torch.tensor([4.0, 30.0]), torch.tensor([1.0, 1.0]), 3.0, 2.0).item() == (
-        pytest.approx(27**2 / 2)
-    )
-
-
-def test_feedback_groups_weight_joints_like_the_reference():
-    m = feedback_matrix()
-    err = torch.zeros(1, 17, 3)
-    err[0, 1, 0] = 0.1  # r_hip, weight 5, group 0 of 4 joints
-    err[0, 10, 0] = 0.2  # head_top, weight 1, group 1 of 5 joints
-    err[0, 9, 0] = 5.0  # neck_nose: in no group
-    got = grouped_pose_error(err, torch.zeros(1, 17, 3), m)
-    torch.testing.assert_close(got, torch.tensor([[0.5 / 4, 0.2 / 5, 0.0]]))
-
-
-def test_fake_pool_fills_then_swaps_half_and_keeps_state():
-    torch.manual_seed(0)
-    pool = FakePool(8, (2,))
-    first = torch.arange(12.0).view(6, 2)
-    assert torch.equal(pool(first), first) and int(pool.count) == 6
-    second = 100 + torch.arange(8.0).view(4, 2)
-    out = pool(second)
-    assert int(pool.count) == 8
-    assert torch.equal(out[:2], second[:2])  # stored while filling, returned as is
-    big = 1000 + torch.arange(4000.0).view(2000, 2)
-    out = pool(big)
-    returned_new = (out == big).all(-1).float().mean()
-    assert 0.4 < returned_new < 0.6  # a fair coin per sample
-    clone = FakePool(8, (2,))
-    clone.load_state_dict(pool.state_dict())
-    assert torch.equal(clone.items, pool.items) and int(clone.count) == 8
-
-
 def test_batched_passes_equal_separate_ones():
     torch.manual_seed(0)
     x = sample_poses()
     d3d = KCSDiscriminator(width=16)
     real, fake = x, x.flip(0) * 1.1
     separate = 0.5 * (lsgan_loss(d3d(real), 1.0) + lsgan_loss(d3d(fake), 0.0))
-    torch.testing.assert_close(discriminator_loss(d3d, real, fake), separate)
+    torch.testing.assert_close(lsgan_discriminator_loss(d3d, real, fake), separate)
     model = PoseAug(**TINY, feedback_train_mode=False)  # eval BN: batch composition cannot matter
     cam = torch.as_tensor(synthetic_set(32, 5, "x").intrinsics)
     aug = model.generator(x)
@@ -191,7 +147,7 @@ def test_ablation_switches_build_only_the_players_used():
     model = PoseAug(**TINY, use_ba=False, use_d2d=False, kcs_mode="full")
     assert model.generator.ba is None and model.d2d is None and model.pool2d is None
     assert model.d3d is not None and model.d3d.mode == "full"
-    assert model._opt_names == ["g", "d3d", "p"]
+    assert list(model.configure_players()) == ["g", "d3d", "p"]
     out = model.generator(sample_poses(8))
     assert torch.equal(out["pose_ba"], sample_poses(8))
     with pytest.raises(ValueError):
@@ -222,13 +178,13 @@ def test_pretrained_baseline_weights_are_loaded(tmp_path):
 
 def record_order(model: PoseAug) -> list[str]:
     order: list[str] = []
-    original = model._step
+    original = model.player_step
 
-    def step(name, module, loss):
+    def step(name, loss):
         order.append(name)
-        original(name, module, loss)
+        return original(name, loss)
 
-    model._step = step
+    model.player_step = step
     return order
 
 
@@ -251,7 +207,7 @@ def test_iteration_schedule_step_order_and_d_frequency():
     # reference order: G, then D3d and D2d every second G step, then the estimator
     assert order == ["g", "d3d", "d2d", "p", "g", "p"]
     before = snapshot(model)
-    model.g_steps.fill_(1)  # an odd G step: no D update
+    model._steps["g"] = 1  # an odd G step: no D update
     trainer(max_epochs=1, limit_train_batches=1).fit(model, datamodule=data())
     assert changed(before, model) == {"g", "p"}
 
@@ -285,14 +241,26 @@ class ExtraTargetData(SyntheticDataModule):
 
 def test_extra_2d_mixes_target_poses_into_d2d_reals():
     pl.seed_everything(0)
-    model = PoseAug(**TINY, extra_2d="wild", extra_2d_fraction=0.25)
-    trainer(max_epochs=1, limit_train_batches=1).fit(
-        model, datamodule=ExtraTargetData(num_train=96, batch_size=32)
+    model = PoseAug(**TINY, extra_2d=True, extra_2d_fraction=0.25)
+    seen = []
+
+    class TargetProbe(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(batch["target"]["pose2d"])
+
+    dm = ExtraTargetData(num_train=96, batch_size=32, train_target="wild")
+    trainer(max_epochs=1, limit_train_batches=1, callbacks=[TargetProbe()]).fit(model, datamodule=dm)
+    wild = torch.as_tensor(dm.sets.target_train["wild"].pose2d)
+    assert seen[0].shape == (32, 17, 2)  # a target batch beside each source batch
+    assert (seen[0][:, None] == wild[None]).all(-1).all(-1).any(-1).all()
+    target = {"pose2d": seen[0]}
+    _, real2d = model._draw_real(
+        sample_poses(32), torch.as_tensor(synthetic_set(32, 5, "x").intrinsics), target
     )
-    assert model._extra2d is not None and model._extra2d.shape == (40, 17, 2)
-    _, real2d = model._draw_real(sample_poses(32), torch.as_tensor(synthetic_set(32, 5, "x").intrinsics))
-    hits = (real2d[:, None] == model._extra2d[None]).all(-1).all(-1).any(-1)
+    hits = (real2d[:, None] == wild[None]).all(-1).all(-1).any(-1)
     assert int(hits.sum()) == 8
+    with pytest.raises(RuntimeError, match="train_target"):
+        model._draw_real(sample_poses(32), torch.as_tensor(synthetic_set(32, 5, "x").intrinsics), None)
 
 
 # -- DDP and resume ------------------------------------------------------------------------------
@@ -304,7 +272,7 @@ class SameWeightsOnEveryRank(pl.Callback):
     def on_train_end(self, trainer, pl_module):
         import torch.distributed as dist
 
-        for name, module in pl_module._players().items():
+        for name, module in pl_module.player_modules().items():
             flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
             gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
             dist.all_gather(gathered, flat)
@@ -315,6 +283,7 @@ class SameWeightsOnEveryRank(pl.Callback):
         assert not torch.equal(pools[0], pools[1])
 
 
+@pytest.mark.slow
 def test_ddp_spawn_two_processes_runs_the_full_adversarial_loop(tmp_path):
     pl.seed_everything(0)
     model = PoseAug(**TINY, warmup=0, estimator_schedule="epoch")
@@ -329,7 +298,7 @@ def test_ddp_spawn_two_processes_runs_the_full_adversarial_loop(tmp_path):
     )
     tr.fit(model, datamodule=data(num_train=192))
     # ddp_spawn copies the trained weights back to this process
-    assert tr.state.finished and int(model.g_steps) == 4
+    assert tr.state.finished and model.steps_of("g") == 4
 
 
 def test_resume_restores_beta_optimizers_schedulers_and_pool(tmp_path):
@@ -345,7 +314,7 @@ def test_resume_restores_beta_optimizers_schedulers_and_pool(tmp_path):
         "beta": model.beta.clone(),
         "pool": model.pool3d.items.clone(),
         "count": int(model.pool2d.count),
-        "g_steps": int(model.g_steps),
+        "g_steps": model.steps_of("g"),
     }
     assert saved["sched"][0]["last_epoch"] == 1
 
@@ -358,7 +327,7 @@ def test_resume_restores_beta_optimizers_schedulers_and_pool(tmp_path):
             seen["beta"] = pl_module.beta.clone()
             seen["pool"] = pl_module.pool3d.items.clone()
             seen["count"] = int(pl_module.pool2d.count)
-            seen["g_steps"] = int(pl_module.g_steps)
+            seen["g_steps"] = pl_module.steps_of("g")
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             seen.setdefault("beta_epoch2", pl_module.beta.clone())
@@ -377,7 +346,7 @@ def test_resume_restores_beta_optimizers_schedulers_and_pool(tmp_path):
         for k in want["state"]:
             for name, value in want["state"][k].items():
                 assert torch.equal(torch.as_tensor(got["state"][k][name]), torch.as_tensor(value)), (k, name)
-    assert int(resumed.g_steps) == saved["g_steps"] + 2
+    assert resumed.steps_of("g") == saved["g_steps"] + 2
 
 
 def test_mid_epoch_buffer_survives_a_checkpoint_round_trip():
@@ -393,7 +362,8 @@ def test_mid_epoch_buffer_survives_a_checkpoint_round_trip():
 def test_figure7_viewpoints_and_plot():
     from helpers import _REST
 
-    from poseshift.methods.poseaug import body_frame_viewpoint, viewpoint_position_figure
+    from poseshift.geometry.camera import body_frame_viewpoint
+    from poseshift.plots import viewpoint_position_figure
 
     pose = torch.tensor(_REST, dtype=torch.float32)[None] + torch.tensor([0.0, 0.0, 5.0])
     az, el = body_frame_viewpoint(pose)  # the rest pose faces the camera
@@ -494,6 +464,51 @@ def test_resume_mid_epoch_keeps_the_epoch_buffer(tmp_path):
     # Lightning continues the epoch at batch 1 with the first batch's pairs restored, so the
     # epoch-end pass sees all three batches of real pairs, as without the interruption
     assert seen == [(1, 1), (2, 2)]
-    assert int(resumed.g_steps) == 3
+    assert resumed.steps_of("g") == 3
     assert order.count("p") >= 3  # at least the 96 real pairs in batches of 32
     assert all(len(v) == 0 for v in resumed._buffer.values())
+
+
+# -- schedules counted in G steps ------------------------------------------------------------------
+
+
+def test_step_counted_warmup_lr_decay_and_beta():
+    pl.seed_everything(0)
+    model = PoseAug(
+        **TINY, warmup_steps=2, schedule_steps=6, estimator_schedule="iteration", beta_ba=(3.0, 5.0)
+    )
+    order = record_order(model)
+    betas: list[float] = []
+
+    class Probe(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            betas.append(float(pl_module.beta[0]))
+
+    trainer(max_epochs=2, limit_train_batches=3, callbacks=[Probe()]).fit(model, datamodule=data())
+    per_iteration = " ".join(order).split("g")[1:]  # what follows each G step: D and lifter steps
+    # G steps 1 and 2 are warm-up (no lifter step); from the third on the lifter trains every step
+    assert ["p" in steps for steps in per_iteration] == [False, False, True, True, True, True]
+    assert model.steps_of("g") == 6
+    # every player's LR decays per G step: 1 - 6 / 7 after the sixth
+    for opt in model.optimizers():
+        assert opt.param_groups[0]["lr"] / opt.defaults["lr"] == pytest.approx(1 - 6 / 7)
+    # beta during G step k is k / 6 of the way from 3 to 5
+    assert betas == pytest.approx([3 + 2 * k / 6 for k in range(1, 7)])
+
+
+def test_strict_filter_keeps_only_pairs_whose_2d_is_their_projection():
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0, in_frame_filter="strict", estimator_schedule="epoch")
+    logged: dict = {}
+
+    class Probe(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            logged.update({k: float(v) for k, v in trainer.callback_metrics.items() if "kept" in k})
+            logged["strict_rows"] = int(pl_module._buffer["keep"][-1].sum())
+
+    trainer(max_epochs=1, limit_train_batches=1, callbacks=[Probe()]).fit(model, datamodule=data())
+    assert logged["poseaug/kept_fraction"] == logged["poseaug/kept_fraction_strict"]
+    assert logged["poseaug/kept_fraction_strict"] <= logged["poseaug/kept_fraction_reference"]
+    assert logged["strict_rows"] == round(32 * logged["poseaug/kept_fraction_strict"])
+    with pytest.raises(ValueError, match="in_frame_filter"):
+        PoseAug(**TINY, in_frame_filter="loose")
