@@ -10,12 +10,13 @@ axis is the shoulder line. Joints are then filmed by a pinhole camera at a rando
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from data_modules.deepmimic import load_clip
-from data_modules.skeletons import HEAD_MODEL, KEYPOINT_LAYOUTS
+from data_modules.skeletons import HEAD_MODEL
 from poseshift.geometry.skeleton import JOINT_NAMES
 
 FOCAL = 1145.0
@@ -105,9 +106,89 @@ def filmed(
     return {"h36m_cam": cam[:, :17], "face_cam": cam[:, 17:], "h36m_px": px[:, :17], "face_px": px[:, 17:]}
 
 
+# The detectors' own joint orders, spelled as their documentation spells them (COCO's
+# person_keypoints categories; OpenPose's output format page), written out here independently
+# of data_modules.skeletons so that a wrong order in the registry fails the tests.
+DETECTOR_ORDER: dict[str, tuple[str, ...]] = {
+    "coco17": (
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
+    ),  # fmt: skip
+    "body25": (
+        "Nose",
+        "Neck",
+        "RShoulder",
+        "RElbow",
+        "RWrist",
+        "LShoulder",
+        "LElbow",
+        "LWrist",
+        "MidHip",
+        "RHip",
+        "RKnee",
+        "RAnkle",
+        "LHip",
+        "LKnee",
+        "LAnkle",
+        "REye",
+        "LEye",
+        "REar",
+        "LEar",
+        "LBigToe",
+        "LSmallToe",
+        "LHeel",
+        "RBigToe",
+        "RSmallToe",
+        "RHeel",
+    ),  # fmt: skip
+    "coco18": (
+        "Nose",
+        "Neck",
+        "RShoulder",
+        "RElbow",
+        "RWrist",
+        "LShoulder",
+        "LElbow",
+        "LWrist",
+        "RHip",
+        "RKnee",
+        "RAnkle",
+        "LHip",
+        "LKnee",
+        "LAnkle",
+        "REye",
+        "LEye",
+        "REar",
+        "LEar",
+    ),  # fmt: skip
+}
+
+
+def snake(name: str) -> str:
+    """A detector's joint name in poseshift's spelling: left_hip / LHip -> l_hip, MidHip -> mid_hip."""
+    name = re.sub(r"^(left|right)_", lambda m: m.group(1)[0] + "_", name)  # COCO
+    name = re.sub(r"^([LR])(?=[A-Z])", lambda m: m.group(1).lower() + "_", name)  # OpenPose's side
+    return re.sub(r"(?<=[a-z])([A-Z])", r"_\1", name).lower()
+
+
 def detector_keypoints(h36m: np.ndarray, face: np.ndarray, layout: str) -> np.ndarray:
-    """(T, K, D) keypoints of ``layout`` from H36M joints and the face (same units, any D)."""
-    names = KEYPOINT_LAYOUTS[layout].joint_names
+    """(T, K, D) keypoints in the detector's own order from H36M joints and the face (any D)."""
+    names = [snake(n) for n in DETECTOR_ORDER[layout]]
     out = np.zeros(h36m.shape[:1] + (len(names),) + h36m.shape[2:])
     for k, name in enumerate(names):
         if name in FACE:

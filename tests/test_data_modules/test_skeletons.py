@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from detector_fixtures import (
+    DETECTOR_ORDER,
     EAR_HALF_WIDTH,
     EYE_HALF_WIDTH,
     FOCAL,
@@ -32,6 +33,7 @@ from detector_fixtures import (
     J,
     detector_keypoints,
     filmed,
+    snake,
 )
 
 from data_modules.keypoints import detect_layout_17
@@ -57,6 +59,11 @@ def _metres(px_err: np.ndarray, film: dict[str, np.ndarray]) -> np.ndarray:
     """(T, ...) pixel errors as metres at each frame's pelvis depth."""
     depth = film["h36m_cam"][:, J["pelvis"], 2]
     return px_err * depth.reshape(-1, *[1] * (px_err.ndim - 1)) / FOCAL
+
+
+@pytest.mark.parametrize("layout", sorted(DETECTOR_ORDER))
+def test_registry_orders_are_the_detectors_own(layout):
+    assert KEYPOINT_LAYOUTS[layout].joint_names == tuple(snake(n) for n in DETECTOR_ORDER[layout])
 
 
 def test_head_weights_are_the_documented_ones():
