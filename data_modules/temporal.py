@@ -39,7 +39,8 @@ class WindowedPoseDataset(PoseDataset):
     """A :class:`PoseDataset` whose ``pose2d`` is a window of ``receptive_field`` frames.
 
     Args:
-        poses: the set; samples of one sequence must be consecutive and in time order.
+        poses: the set, or aligned arrays with ``pose2d``, ``sequence`` and ``frame``; samples of
+            one sequence must be consecutive and in time order.
         receptive_field: odd window length T.
         random_stride: largest per-sample stride drawn in training (1 = always contiguous).
         seed: seed of the stride draws.
@@ -48,7 +49,7 @@ class WindowedPoseDataset(PoseDataset):
 
     def __init__(
         self,
-        poses: PoseSet,
+        poses: PoseSet | dict[str, np.ndarray],
         receptive_field: int,
         random_stride: int = 1,
         seed: int = 0,
@@ -58,26 +59,28 @@ class WindowedPoseDataset(PoseDataset):
             raise ValueError(f"receptive_field must be a positive odd number, got {receptive_field}")
         if random_stride < 1:
             raise ValueError(f"random_stride must be >= 1, got {random_stride}")
-        runs = np.flatnonzero(np.diff(poses.sequence) != 0)
-        if len(np.unique(poses.sequence)) != len(runs) + (len(poses) > 0):
+        # aligned arrays (e.g. one video of user keypoints) need 'pose2d', 'sequence' and 'frame'
+        arrays = poses.arrays() if isinstance(poses, PoseSet) else poses
+        where = f"{poses.source}: {poses.name}" if isinstance(poses, PoseSet) else "poses"
+        sequence, frame = arrays["sequence"], arrays["frame"]
+        runs = np.flatnonzero(np.diff(sequence) != 0)
+        if len(np.unique(sequence)) != len(runs) + (len(sequence) > 0):
             raise DataFormatError(
-                f"{poses.source}: {poses.name}.sequence: samples of a sequence are not "
+                f"{where}.sequence: samples of a sequence are not "
                 "consecutive; temporal windows need each sequence stored contiguously"
             )
-        same = np.diff(poses.sequence) == 0
-        if (np.diff(poses.frame)[same] <= 0).any():
-            raise DataFormatError(
-                f"{poses.source}: {poses.name}.frame: frames within a sequence are not increasing"
-            )
+        same = np.diff(sequence) == 0
+        if (np.diff(frame)[same] <= 0).any():
+            raise DataFormatError(f"{where}.frame: frames within a sequence are not increasing")
         super().__init__(poses)
-        start, end = sequence_bounds(poses.sequence)
+        start, end = sequence_bounds(sequence)
         self._start = torch.from_numpy(start)
         self._last = torch.from_numpy(end - 1)
         pad = receptive_field // 2
         self._offsets = torch.arange(-pad, pad + 1)
         self.receptive_field = receptive_field
         self.random_stride = random_stride
-        self.window_3d = window_3d and poses.labeled
+        self.window_3d = window_3d and "pose3d" in arrays and "root3d" in arrays
         self._generator = torch.Generator().manual_seed(seed)
 
     def window_indices(self, idx: torch.Tensor) -> torch.Tensor:

@@ -66,6 +66,9 @@ class ResultsTable(pl.Callback):
 class NpzPredictionWriter(BasePredictionWriter):
     """Write the lifted 3D poses of ``predict`` to one npz file (key ``pose3d``, metres).
 
+    When the batches carry frame numbers (``frame``), they are saved too, one per pose: frames
+    without a person are not lifted, so rows and video frames can differ.
+
     Args:
         output_path: npz file to write; parent folders are created.
     """
@@ -73,6 +76,22 @@ class NpzPredictionWriter(BasePredictionWriter):
     def __init__(self, output_path: str = "predictions.npz") -> None:
         super().__init__(write_interval="epoch")
         self.output_path = Path(output_path)
+        self._frames: list[torch.Tensor] = []
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._frames = []
+
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if isinstance(batch, dict) and "frame" in batch:
+            self._frames.append(batch["frame"].detach().cpu())
 
     def write_on_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
@@ -82,7 +101,12 @@ class NpzPredictionWriter(BasePredictionWriter):
         # one list per dataloader when there are several
         if predictions and isinstance(predictions[0], list):
             predictions = [p for loader in predictions for p in loader]
+        if not predictions:
+            raise RuntimeError("predict produced no poses (the input is empty); nothing was written")
         poses = torch.cat(predictions).cpu().numpy().astype(np.float32)
+        extra = {}
+        if self._frames and sum(len(f) for f in self._frames) == len(poses):
+            extra["frame"] = torch.cat(self._frames).numpy()
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(self.output_path, pose3d=poses)
+        np.savez(self.output_path, pose3d=poses, **extra)
         print(f"wrote {len(poses)} poses to {self.output_path}", flush=True)

@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from poseshift.callbacks import NpzPredictionWriter
+from poseshift.frame_outputs import FrameOutputs
 from poseshift.methods.base import LiftingModule
 
 
@@ -36,6 +37,29 @@ class PoseShiftCLI(LightningCLI):
             default="predictions.npz",
             help="predict only: npz file the lifted 3D poses are written to (key 'pose3d', metres)",
         )
+        # per-frame outputs of predict (poseshift.frame_outputs.FrameOutputs)
+        parser.add_argument(
+            "--predict_json",
+            type=str | None,
+            default=None,
+            help="predict only: also write a JSON file with every frame's 3D pose, 2D input and scores",
+        )
+        parser.add_argument(
+            "--predict_render",
+            type=str | None,
+            default=None,
+            help="predict only: draw the 2D input beside the 3D pose: a .gif animation or .png per frame",
+        )
+        parser.add_argument(
+            "--render_frames",
+            type=str | None,
+            default=None,
+            help="predict only: frames to render, START:STOP (frame numbers, STOP excluded) or N; "
+            "default: the first 100 lifted frames (.png: the first)",
+        )
+        parser.add_argument(
+            "--render_fps", type=float, default=25.0, help="predict only: frames per second of a .gif render"
+        )
 
     def before_fit(self) -> None:
         describe = getattr(self.datamodule, "describe", None)
@@ -52,8 +76,22 @@ class PoseShiftCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt_path)
 
     def before_predict(self) -> None:
-        output = self.config_init[self.subcommand].get("predict_output", "predictions.npz")
+        config = self.config_init[self.subcommand]
+        output = config.get("predict_output", "predictions.npz")
         self.trainer.callbacks.append(NpzPredictionWriter(output))
+        # a DataModule of user keypoints takes its temporal window from the checkpoint's lifter
+        match_lifter = getattr(self.datamodule, "match_lifter", None)
+        if match_lifter is not None:
+            match_lifter(self.model)
+        if config.get("predict_json") or config.get("predict_render"):
+            self.trainer.callbacks.append(
+                FrameOutputs(
+                    config.get("predict_json"),
+                    config.get("predict_render"),
+                    config.get("render_frames"),
+                    config.get("render_fps", 25.0),
+                )
+            )
 
 
 DESCRIPTION = (
@@ -93,7 +131,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> PoseShiftCLI:
     )
 
 
-def main(args: list[str] | None = None) -> PoseShiftCLI | None:
+def main(args: list[str] | None = None) -> None:
     """Entry point of the ``poseshift`` command (``args`` for calling it from Python)."""
     argv = sys.argv[1:] if args is None else list(args)
     commands = extra_commands()
@@ -101,8 +139,10 @@ def main(args: list[str] | None = None) -> PoseShiftCLI | None:
         code = commands[argv[0]].load()(argv[1:])
         if code:
             raise SystemExit(code)
-        return None
-    return build_cli(args)
+        return
+    # the CLI object is not returned: the console script does sys.exit(main()), and a non-None
+    # value would make every successful run exit 1
+    build_cli(args)
 
 
 if __name__ == "__main__":

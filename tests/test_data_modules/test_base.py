@@ -112,7 +112,7 @@ def test_keypoint_files(tmp_path):
         load_keypoints(tmp_path / "nosize.npz")
     np.testing.assert_allclose(load_keypoints(tmp_path / "nosize.npz", 1000, 1002), norm, atol=1e-6)
     np.savez(tmp_path / "wrong.npz", keypoints=kp[:, :16])
-    with pytest.raises(DataFormatError, match=r"wrong.npz: keypoints must have shape \(N, 17, 2\)"):
+    with pytest.raises(DataFormatError, match=r"wrong.npz: keypoints has 16 joints per person"):
         load_keypoints(tmp_path / "wrong.npz")
     dm = KeypointsDataModule(str(tmp_path / "px.npz"), batch_size=2)
     batches = list(dm.predict_dataloader())
