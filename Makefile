@@ -44,8 +44,8 @@ bench-poseaug: install  ## baseline vs PoseAug and its ablation rows on the embe
 bench-evoskeleton: install  ## baseline vs EvoSkeleton (evolved data + cascade), 3 seeds
 	$(PY) benchmarks/leaderboard.py --group evoskeleton $(ARGS)
 
-bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and the matmul ceiling
-	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py --threads 1 $(ARGS)
+bench-speed: install  ## samples/s per phase vs the reference (ARGS="--reference-poseaug PATH"), plain loop, matmul ceiling
+	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py $(ARGS)
 
 bench-evolve: install  ## EvoSkeleton evolution speed (valid new poses/s, peak memory) from 50k and 500k poses
 	$(PY) benchmarks/bench_evolve.py $(ARGS)
