@@ -5,7 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint clean bench-data bench-poseaug bench-speed bench-evolve
+.PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton \
+	bench-data bench-speed bench-evolve
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,23 +25,39 @@ install: $(STAMP)  ## create .venv with torch (CPU), the package (editable) and 
 demo: install  ## train the baseline on the embedded mocap benchmark and print the results table
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/poseshift fit --config experiments/baseline/mocap.yaml --test_after_fit true $(ARGS)
 
-test: install  ## run the test suite (what CI runs)
+test: install  ## lint, format check and the whole test suite (what CI runs)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q tests
+
+test-quick: install  ## the tests without the slow ones (DDP, subprocesses of the installed CLI)
+	WANDB_MODE=$${WANDB_MODE:-disabled} $(PY) -m pytest -q -m "not slow" tests
 
 bench-data: install  ## full-size H36M-format file set: load time and peak memory (targets < 20 s, < 4 GB)
 	$(PY) benchmarks/bench_data.py $(ARGS)
 
-bench-poseaug: install  ## baseline vs PoseAug (+ Table 5/6/7 rows) on the embedded benchmark, 3 seeds
-	WANDB_MODE=disabled $(PY) benchmarks/bench_poseaug.py --ablations all --double-baseline $(ARGS)
+bench: install  ## the leaderboard: every method vs a baseline with as many lifter steps, 3 seeds (ARGS=--quick: smoke)
+	$(PY) benchmarks/leaderboard.py --group all $(ARGS)
 
-bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and the matmul ceiling
-	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py --threads 1 $(ARGS)
+bench-poseaug: install  ## baseline vs PoseAug and its ablation rows on the embedded benchmark, 3 seeds
+	$(PY) benchmarks/leaderboard.py --group poseaug $(ARGS)
+
+bench-evoskeleton: install  ## baseline vs EvoSkeleton (evolved data + cascade), 3 seeds
+	$(PY) benchmarks/leaderboard.py --group evoskeleton $(ARGS)
+
+bench-speed: install  ## samples/s per phase vs the reference (ARGS="--reference-poseaug PATH"), plain loop, matmul ceiling
+	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py $(ARGS)
 
 bench-evolve: install  ## EvoSkeleton evolution speed (valid new poses/s, peak memory) from 50k and 500k poses
 	$(PY) benchmarks/bench_evolve.py $(ARGS)
 
-lint: install  ## ruff
+lint: install  ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
-clean:
+format: install  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:  ## remove the venv and build/test caches
 	rm -rf $(VENV) *.egg-info build dist .pytest_cache .ruff_cache

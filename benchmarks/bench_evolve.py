@@ -33,21 +33,21 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
     import numpy as np
     import torch
 
+    from data_modules.commands.evolve import SourceConfig, load_source
     from poseshift.evolution import (
         AcceptAll,
         EvolutionConfig,
         LearnedValidity,
-        bone_length_templates,
         evolve,
         finalize,
-        load_source,
+        mean_bone_lengths,
         place_on_ground,
         project_population,
     )
     from poseshift.geometry.local_frames import LocalPose, to_local
 
     torch.set_num_threads(threads)
-    joints, groups = load_source(__import__("poseshift.evolution", fromlist=["SourceConfig"]).SourceConfig())
+    joints, groups = load_source(SourceConfig())
     g = torch.Generator().manual_seed(seed)
     pick = torch.randint(len(joints), (size,), generator=g)
     world = joints[pick] + 0.01 * torch.randn(size, 17, 3, generator=g, dtype=joints.dtype)
@@ -59,7 +59,7 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
     local = to_local(world)
     model = AcceptAll() if validity == "none" else LearnedValidity().fit(local)
     initial = LocalPose(local.directions.float(), local.lengths.float(), local.root.float())
-    templates = bone_length_templates(initial.lengths, groups[pick])
+    templates = mean_bone_lengths(initial.lengths, groups[pick])
     del local, world
     cfg = EvolutionConfig()
     # warm-up: first calls of many torch kernels pay one-time costs
@@ -92,12 +92,12 @@ def run_one(size: int, validity: str, threads: int, seed: int, project: int, rep
         "peak_rss_mb": _rss_mb(),
     }
     if project:
-        from data_modules.rig import CameraRig
+        from poseshift.geometry.rig import CameraRig
 
         t1 = time.perf_counter()
-        poses = project_population(out[:project], CameraRig.h36m(), seed)
+        parts = project_population(out[:project], CameraRig.h36m(), seed)
         figures["projection_poses_per_s"] = project / (time.perf_counter() - t1)
-        figures["projection_pairs"] = len(poses)
+        figures["projection_pairs"] = sum(len(p["pose2d"]) for p in parts)
     return figures
 
 

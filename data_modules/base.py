@@ -3,6 +3,12 @@
 A subclass implements :meth:`PoseDataModule.build_sets`; this base turns the sets into
 dataloaders, gives each test set a name that ends up in the logged metric keys, and
 makes evaluation exact under DDP (no padded duplicates, see :class:`UnpaddedDistributedSampler`).
+
+Methods see the data only through batches and the accessors of
+:class:`poseshift.batches.PoseDataSource` (:meth:`PoseDataModule.training_poses`,
+:meth:`~PoseDataModule.test_set_info`, :meth:`~PoseDataModule.validation_info`). Training
+batches are ``{"source": batch}``, plus ``"target"``, a batch of unlabeled target-domain 2D,
+when ``train_target`` names one of the module's target sets (Lightning's ``CombinedLoader``).
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from dataclasses import dataclass, field
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler
+from pytorch_lightning.utilities import CombinedLoader
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from data_modules.schema import PoseDataset, PoseSet, collate_batch
 from data_modules.temporal import WindowedPoseDataset
+from poseshift.batches import PoseBatch, TestSetInfo
 
 
 def describe_sets(sets: DomainSets) -> str:
@@ -49,7 +57,14 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
 @dataclass
 class DomainSets:
-    """What a DataModule provides: labeled source splits, named test sets, unlabeled target 2D."""
+    """What a DataModule provides: labeled source splits, named test sets, unlabeled target 2D.
+
+    Args:
+        train: labeled source training split.
+        val: validation split (source, or a target test set for oracle selection).
+        test: test sets by name, in evaluation order.
+        target_train: unlabeled target-domain training 2D by name.
+    """
 
     train: PoseSet
     val: PoseSet
@@ -71,6 +86,12 @@ class PoseDataModule(pl.LightningDataModule):
             (:class:`data_modules.temporal.WindowedPoseDataset`); 1 = single frames.
         random_stride: training only: each window's frame stride is drawn in
             ``1..random_stride`` (AdaptPose's random temporal down-sampling).
+        window_3d: with ``receptive_field`` > 1, also serve the 3D of every window frame as
+            ``pose3d_window`` (B, T, J, 3) and ``root3d_window`` (B, T, 3) (for generators that
+            move 3D motion, e.g. AdaptPose's); ``pose3d`` stays the centre frame.
+        train_target: name of an unlabeled target set (see :meth:`describe`) served beside every
+            source training batch as ``batch["target"]`` (the same batch size, reshuffled every
+            pass and cycled as needed); ``None`` = source only. Adaptation methods need it.
     """
 
     def __init__(
@@ -81,6 +102,8 @@ class PoseDataModule(pl.LightningDataModule):
         test_sets: list[str] | None = None,
         receptive_field: int = 1,
         random_stride: int = 1,
+        window_3d: bool = False,
+        train_target: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -96,6 +119,8 @@ class PoseDataModule(pl.LightningDataModule):
             )
         self.receptive_field = receptive_field
         self.random_stride = random_stride
+        self.window_3d = window_3d
+        self.train_target = train_target
         self.sets: DomainSets | None = None
 
     def build_sets(self) -> DomainSets:
@@ -113,6 +138,11 @@ class PoseDataModule(pl.LightningDataModule):
                     f"test_sets: unknown test set(s) {unknown}; this data module has {list(sets.test)}"
                 )
             sets.test = {n: sets.test[n] for n in self.requested_test_sets}
+        if self.train_target is not None and self.train_target not in sets.target_train:
+            raise ValueError(
+                f"train_target {self.train_target!r} is not an unlabeled target set of this data "
+                f"module; available: {list(sets.target_train) or 'none'}"
+            )
         self.sets = sets
 
     # -- information methods use ---------------------------------------------------------------
@@ -131,13 +161,29 @@ class PoseDataModule(pl.LightningDataModule):
     def num_actions(self) -> int:
         return max(1, len(self._require_sets().train.action_names))
 
+    # -- accessors for methods (poseshift.batches.PoseDataSource) ---------------------------------
+    def training_poses(self) -> PoseBatch:
+        """The whole labeled source training split as CPU tensors (single frames, no windows)."""
+        return {k: torch.from_numpy(v) for k, v in self._require_sets().train.arrays().items()}  # type: ignore[return-value]
+
+    def test_set_info(self) -> dict[str, TestSetInfo]:
+        """Evaluation facts of every test set, by name, in dataloader order."""
+        return {name: _info(name, poses) for name, poses in self._require_sets().test.items()}
+
+    def validation_info(self) -> TestSetInfo:
+        """Evaluation facts of the validation split (``oracle`` when it is a target test set)."""
+        val = self._require_sets().val
+        return _info(val.name, val)
+
     # -- loaders ------------------------------------------------------------------------------
-    def _loader(self, poses: PoseSet, train: bool) -> DataLoader:
+    def _dataset(self, poses: PoseSet, train: bool) -> PoseDataset:
         if self.receptive_field > 1:
             stride = self.random_stride if train else 1
-            dataset: PoseDataset = WindowedPoseDataset(poses, self.receptive_field, stride)
-        else:
-            dataset = PoseDataset(poses)
+            return WindowedPoseDataset(poses, self.receptive_field, stride, window_3d=self.window_3d)
+        return PoseDataset(poses)
+
+    def _loader(self, poses: PoseSet, train: bool) -> DataLoader:
+        dataset = self._dataset(poses, train)
         sampler = None
         if not train and dist.is_available() and dist.is_initialized():
             sampler = UnpaddedDistributedSampler(dataset)
@@ -152,8 +198,32 @@ class PoseDataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self._require_sets().train, train=True)
+    def _target_loader(self, poses: PoseSet, num_batches: int) -> DataLoader:
+        # as many full batches as the source loader has, reshuffled on every pass over the set;
+        # its own generator (seeded from torch's initial seed) leaves the global RNG untouched
+        generator = torch.Generator().manual_seed(torch.initial_seed() + 1)
+        sampler = RandomSampler(
+            range(len(poses)), num_samples=num_batches * self.batch_size, generator=generator
+        )
+        return DataLoader(
+            self._dataset(poses, train=True),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            generator=generator,  # the loader draws its workers' base seed from it, too
+            num_workers=self.num_workers,
+            collate_fn=collate_batch,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> CombinedLoader:
+        """``{"source": batch}`` per step, plus ``"target"`` when ``train_target`` is set."""
+        sets = self._require_sets()
+        source = self._loader(sets.train, train=True)
+        loaders: dict[str, DataLoader] = {"source": source}
+        if self.train_target is not None:
+            loaders["target"] = self._target_loader(sets.target_train[self.train_target], len(source))
+        return CombinedLoader(loaders, mode="max_size_cycle")
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._require_sets().val, train=False)
@@ -173,4 +243,17 @@ class PoseDataModule(pl.LightningDataModule):
 
     def describe(self) -> str:
         """A few lines naming each split and its size, printed at the start of a run."""
-        return describe_sets(self._require_sets())
+        text = describe_sets(self._require_sets())
+        if self.train_target is not None:
+            text += f"\ntraining batches carry target 2D from {self.train_target!r}"
+        return text
+
+
+def _info(name: str, poses: PoseSet) -> TestSetInfo:
+    return TestSetInfo(
+        name=name,
+        eval_joints=poses.meta.get("eval_joints"),
+        action_names=poses.action_names,
+        oracle=bool(poses.meta.get("oracle", False)),
+        flip_test=poses.meta.get("flip_test"),
+    )

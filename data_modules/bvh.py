@@ -34,9 +34,10 @@ import torch
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.cross_dataset import TargetDomain
-from data_modules.rig import CameraRig, pose_set_from_renders, render
+from data_modules.rig import pose_set_from_renders
 from data_modules.schema import DataFormatError, PoseSet
 from data_modules.skeletons import eval_joint_set
+from poseshift.geometry.rig import CameraRig, render
 from poseshift.geometry.rotations import euler_to_matrix
 from poseshift.geometry.skeleton import JOINT_NAMES
 
@@ -70,7 +71,14 @@ _UP_TO_Z = {  # proper rotations taking the file's up axis to +Z (rows: new X, Y
 
 @dataclass
 class BVHSkeleton:
-    """Joints in file order (End Sites appended as ``<parent>_End``), with offsets and channels."""
+    """Joints in file order (End Sites appended as ``<parent>_End``), with offsets and channels.
+
+    Args:
+        names: joint names in file order.
+        parents: parent index of each joint (-1 for the root).
+        offsets: (J, 3) offsets from the parent, file units.
+        channels: each joint's channel names, e.g. ``["Xposition", ..., "Yrotation"]``.
+    """
 
     names: list[str]
     parents: list[int]
@@ -299,8 +307,8 @@ class BVHDataModule(PoseDataModule):
         fps: frame rate to resample to.
         rig: cameras; default the four H36M cameras (``CameraRig.h36m()``).
         takes: random placements of the subject per file.
-        val_every, test_every: every k-th file (sorted by path) goes to val / test; at least one
-            file stays in training.
+        val_every: every k-th file (sorted by path) goes to val; at least one file stays in training.
+        test_every: every k-th file (sorted by path) goes to test.
         seed: camera and placement draws.
     """
 
@@ -351,7 +359,18 @@ class BVHTarget(TargetDomain):
     """A folder of BVH files as a target domain: a test set and, optionally, unlabeled 2D.
 
     The test set and the target-train set are filmed with independent draws of ``rig``.
-    Arguments as in :class:`BVHDataModule`; ``name`` prefixes the set names.
+
+    Args:
+        folder: searched recursively for ``*.bvh``.
+        name: prefix of the set names (default ``bvh_<folder name>``).
+        joint_map: overrides of ``DEFAULT_JOINT_MAP`` (H36M joint -> BVH joint name or list).
+        scale: file units to metres; ``None`` normalizes the rest height.
+        up: the file's up axis, ``"y"`` or ``"z"``.
+        fps: frame rate to resample to.
+        rig: cameras (default: random orbit cameras, ``CameraRig()``).
+        takes: random placements of the subject per file for the test set.
+        target_train_takes: placements filmed as unlabeled target 2D (0 = none).
+        seed: camera and placement draws.
     """
 
     def __init__(

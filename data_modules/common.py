@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from data_modules.schema import DataFormatError, PoseSet, open_npz  # noqa: F401 - open_npz re-exported
+from poseshift.geometry.camera import estimate_root
 
 log = logging.getLogger(__name__)
 
@@ -77,37 +78,6 @@ def to_metres(pose3d: np.ndarray, path: str | Path, field: str, expected: str = 
             "mm" if looks_mm else "m",
         )
     return pose3d / 1000.0 if looks_mm else pose3d
-
-
-def estimate_root(
-    pose3d_rel: np.ndarray, pose2d: np.ndarray, intrinsics: np.ndarray, exclude: tuple[int, ...] = ()
-) -> np.ndarray:
-    """Camera-frame root positions (N, 3) from root-relative 3D, 2D and pinhole intrinsics.
-
-    Files that store only root-relative 3D (PoseAug's 3DHP test, Ski) lose the root; it is
-    recovered as the translation t minimizing the reprojection error in the linearized
-    pinhole equations ``f (X_j + t_x) = (u_j - c)(Z_j + t_z)`` (least squares over joints,
-    solved for all samples at once). Exact when 2D is an undistorted projection of the 3D.
-    ``exclude`` leaves out joints that were interpolated rather than measured.
-    """
-    if exclude:
-        keep = [j for j in range(pose2d.shape[1]) if j not in exclude]
-        pose3d_rel, pose2d = pose3d_rel[:, keep], pose2d[:, keep]
-    f = intrinsics[:, None, 0:2].astype(np.float64)
-    c = intrinsics[:, None, 2:4].astype(np.float64)
-    d = pose2d.astype(np.float64) - c  # (N, J, 2)
-    p = pose3d_rel.astype(np.float64)
-    n, j = d.shape[:2]
-    a = np.zeros((n, j, 2, 3))
-    a[..., 0, 0] = f[..., 0]
-    a[..., 1, 1] = f[..., 1]
-    a[..., :, 2] = -d
-    b = d * p[..., 2:3] - f * p[..., :2]
-    a = a.reshape(n, 2 * j, 3)
-    b = b.reshape(n, 2 * j)
-    ata = a.transpose(0, 2, 1) @ a
-    atb = (a.transpose(0, 2, 1) @ b[..., None])[..., 0]
-    return np.linalg.solve(ata, atb[..., None])[..., 0].astype(np.float32)
 
 
 def frobenius_normalize(pose2d: np.ndarray, root: int = 0) -> np.ndarray:

@@ -68,6 +68,15 @@ class CrossDatasetDataModule(PoseDataModule):
         """Whether checkpoints are selected on a test set (to be reported as "oracle")."""
         return self.selection != "source"
 
+    def bone_length_templates(self, subjects: list[str]) -> Any:
+        """The source's per-subject bone-length templates (see e.g. ``H36MDataModule``)."""
+        source = getattr(self.source, "bone_length_templates", None)
+        if source is None:
+            raise ValueError(
+                f"{type(self.source).__name__} cannot give bone-length templates of named subjects"
+            )
+        return source(subjects)
+
     def build_sets(self) -> DomainSets:
         src = self.source.build_sets()
         tests: dict[str, PoseSet] = dict(src.test) if self.include_source_test else {}

@@ -6,6 +6,7 @@ trained on evolved poses is evaluated exactly like one trained on the original d
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,19 @@ class EvolvedDataModule(PoseDataModule):
         self.mode = mode
         self.max_evolved = max_evolved
         self.seed = seed
+
+    def result_notes(self) -> list[str]:
+        """Facts every results table of a model trained here should carry (the evolution's deviations)."""
+        if self.mode == "original":
+            return []
+        summary = Path(str(self.path) + ".json")
+        if not summary.is_file():
+            return [f"trained on evolved poses from {self.path} (no summary beside it: selection unknown)"]
+        notes = json.loads(summary.read_text()).get("notes", [])
+        return [f"trained on evolved poses from {self.path}", *notes]
+
+    def describe(self) -> str:
+        return "\n".join([super().describe(), *self.result_notes()])
 
     def load_evolved(self) -> PoseSet:
         if not Path(self.path).is_file():

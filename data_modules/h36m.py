@@ -30,6 +30,7 @@ from data_modules.base import DomainSets, PoseDataModule
 from data_modules.common import frobenius_normalize
 from data_modules.schema import DataFormatError, PoseSet
 from data_modules.skeletons import NECK_NOSE, eval_joint_set, get_layout, to_h36m17
+from poseshift.augment import median_bone_lengths
 from poseshift.geometry.camera import h36m_intrinsics, normalize_screen, project
 from poseshift.geometry.rotations import quaternion_to_matrix
 
@@ -597,6 +598,26 @@ class H36MDataModule(PoseDataModule):
     def path_2d(self) -> Path | None:
         return None if self.keypoints == "project" else self.root / f"data_2d_h36m_{self.keypoints}.npz"
 
+    def bone_length_templates(self, subjects: list[str]) -> torch.Tensor:
+        """(len(subjects), 16) per-subject median bone lengths in metres, left/right symmetric.
+
+        Any subject of ``data_3d_h36m.npz``, in or outside the training split: PoseAug's reference
+        swaps in the five S1/S5/S6/S7/S8 templates even when it trains on S1 alone.
+        """
+        positions = load_positions_3d(self.path_3d)
+        missing = [s for s in subjects if s not in positions]
+        if missing:
+            raise ValueError(
+                f"{self.path_3d}: no subject(s) {missing} for bone-length templates; has {sorted(positions)}"
+            )
+        to17 = list(get_layout("h36m32").to_h36m17)
+        poses, owner = [], []
+        for i, subject in enumerate(subjects):
+            frames = np.concatenate([a[:, to17] for a in positions[subject].values()])
+            poses.append(torch.from_numpy(frames))
+            owner.append(torch.full((len(frames),), i))
+        return median_bone_lengths(torch.cat(poses), torch.cat(owner))
+
     def build_sets(self) -> DomainSets:
         pos3d = load_positions_3d(self.path_3d)
         pos2d, layout = (
@@ -642,6 +663,7 @@ class H36MDataModule(PoseDataModule):
         if self.val_subjects:
             oracle = set(self.val_subjects) & set(self.test_subjects)
             val.name = f"h36m_{'+'.join(self.val_subjects)}" + ("-oracle" if oracle else "")
+            val.meta["oracle"] = bool(oracle)
         else:
             val.name = f"h36m_{'+'.join(self.train_subjects)}_last{self.val_fraction:g}"
         test = sets["test"]

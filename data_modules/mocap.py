@@ -46,8 +46,9 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from data_modules.base import DomainSets, PoseDataModule, describe_sets
 from data_modules.deepmimic import CLIP_NAMES, clip_path, clip_to_world, parse_clip
-from data_modules.rig import CameraRig, pose_set_from_renders, render
+from data_modules.rig import pose_set_from_renders
 from data_modules.schema import PoseSet
+from poseshift.geometry.rig import CameraRig, render
 
 log = logging.getLogger(__name__)
 

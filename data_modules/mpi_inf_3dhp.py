@@ -27,7 +27,7 @@ metric key.
 
 Cameras: the test intrinsics are the commonly used TS1-4 / TS5-6 values (no distortion).
 PoseAug's file has no root position; it is recovered by least squares from 2D and 3D
-(``data_modules.common.estimate_root``), exact up to the rounding of the stored 2D. The
+(``poseshift.geometry.camera.estimate_root``), exact up to the rounding of the stored 2D. The
 training cameras' intrinsics are not in AdaptPose's file: the TS1-4 values stand in and the
 set's ``meta["intrinsics"]`` says so.
 """
@@ -35,6 +35,7 @@ set's ``meta["intrinsics"]`` says so.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -607,8 +608,10 @@ class MPI3DHP(TargetDomain):
 
     Args:
         root: folder holding the files named in this module's docstring.
-        test_sets: any of ``"2929"`` (PoseAug), ``"full"`` (official ``annot_data.mat``),
-            ``"adaptpose"`` (AdaptPose's official-size npz).
+        test_sets: any of ``"2929"`` (PoseAug's 2,929 frames, scored on ``pck_joints``),
+            ``"2929-poseaug"`` (the same frames under PoseAug's published protocol: all 16 joints
+            and flip test-time augmentation, named ``3dhp_2929.all16.flip``), ``"full"``
+            (official ``annot_data.mat``), ``"adaptpose"`` (AdaptPose's official-size npz).
         pck_joints: PCK/AUC/MPJPE joint set, ``"all"`` or ``"official14"`` (required choice;
             it becomes part of every test-set name).
         universal: official test set: score against ``univ_annot3`` (official) or ``annot3``.
@@ -633,9 +636,10 @@ class MPI3DHP(TargetDomain):
     ) -> None:
         self.root = Path(root)
         self.test_sets = list(test_sets or ["2929"])
-        unknown = [t for t in self.test_sets if t not in ("2929", "full", "adaptpose")]
+        known = ("2929", "2929-poseaug", "full", "adaptpose")
+        unknown = [t for t in self.test_sets if t not in known]
         if unknown:
-            raise ValueError(f"unknown 3DHP test set(s) {unknown}; use '2929', 'full', 'adaptpose'")
+            raise ValueError(f"unknown 3DHP test set(s) {unknown}; use one of {list(known)}")
         self.pck_joints = pck_joints
         self.universal = universal
         self.valid_only = valid_only
@@ -652,6 +656,14 @@ class MPI3DHP(TargetDomain):
         for t in self.test_sets:
             if t == "2929":
                 tests.append(load_poseaug_test(self.root / "test_3dhp.npz", self.pck_joints))
+            elif t == "2929-poseaug":  # PoseAug's published numbers: 16 joints, flip test
+                s = load_poseaug_test(self.root / "test_3dhp.npz", "all")
+                protocol = "PoseAug: 2,929 frames, all 16 joints, flip test-time augmentation"
+                tests.append(
+                    replace(
+                        s, name=f"{s.name}.flip", meta={**s.meta, "flip_test": True, "protocol": protocol}
+                    )
+                )
             elif t == "full":
                 tests.append(
                     load_official_test(

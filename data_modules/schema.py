@@ -75,7 +75,24 @@ def _is_text(path: Path) -> bool:
 
 @dataclass
 class PoseSet:
-    """A split of 2D-3D pose pairs as aligned numpy arrays (first axis = sample)."""
+    """A split of 2D-3D pose pairs as aligned numpy arrays (first axis = sample).
+
+    Args:
+        pose2d: (N, J, 2) screen-normalized 2D.
+        intrinsics: (N, 9) normalized intrinsics.
+        image_size: (N, 2) width, height in pixels.
+        subject: (N,) subject ids.
+        action: (N,) action ids (index into ``action_names``).
+        camera: (N,) camera ids.
+        frame: (N,) frame index within the sequence.
+        sequence: (N,) id of the contiguous sequence of each sample.
+        pose3d: (N, J, 3) root-relative camera-frame metres; ``None`` for unlabeled sets.
+        root3d: (N, 3) absolute root positions; ``None`` for unlabeled sets.
+        action_names: names of the action ids.
+        name: the split's name (test sets: the name in metric keys).
+        source: file or folder it came from, for error messages.
+        meta: facts about the split (evaluation joints, missing joints, oracle, ...).
+    """
 
     pose2d: np.ndarray
     intrinsics: np.ndarray

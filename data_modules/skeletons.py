@@ -21,16 +21,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poseshift.geometry.skeleton import JOINT_NAMES, NUM_JOINTS
+from poseshift.geometry.skeleton import EVAL_JOINT_SETS, JOINT_NAMES, NECK_NOSE, NUM_JOINTS
 
-NECK_NOSE = JOINT_NAMES.index("neck_nose")
 THORAX = JOINT_NAMES.index("thorax")
 HEAD_TOP = JOINT_NAMES.index("head_top")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """A joint order found in files: its own joint names and the map to H36M-17."""
+    """A joint order found in files: its own joint names and the map to H36M-17.
+
+    Args:
+        name: registry name.
+        joint_names: the layout's joint names, in file order.
+        to_h36m17: for each H36M-17 joint, the file's index of it (``None`` when missing).
+        note: where the layout is found.
+    """
 
     name: str
     joint_names: tuple[str, ...]
@@ -258,14 +264,6 @@ LAYOUTS: dict[str, Layout] = {
     )
 }
 
-# Joint sets for evaluation, as H36M-17 indices. "official14" is the 3DHP PCK protocol
-# (DATA_FORMATS.md 7.4); "all16" excludes the interpolated neck_nose of 16-joint sources.
-EVAL_JOINT_SETS: dict[str, tuple[int, ...]] = {
-    "all": tuple(range(NUM_JOINTS)),
-    "all16": tuple(j for j in range(NUM_JOINTS) if j != NECK_NOSE),
-    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
-}
-
 
 def get_layout(name: str) -> Layout:
     """A registered layout by name, with an error listing the known ones."""
@@ -314,3 +312,210 @@ def eval_joint_set(requested: str, missing: tuple[int, ...] = ()) -> tuple[str, 
     if overlap:
         raise ValueError(f"joint set {requested!r} scores joints {overlap} that this source does not have")
     return name, joints
+
+
+# -- 2D detector layouts -----------------------------------------------------------------------
+#
+# 2D detectors (MMPose, Ultralytics YOLO-pose, Detectron2, OpenPose, MediaPipe exported to COCO)
+# write COCO-17 or OpenPose BODY-25/COCO-18 keypoints. Their joints are not H36M's: they have a
+# face (nose, eyes, ears) but no pelvis, spine, thorax, neck_nose or head_top. Each H36M-17 joint
+# is therefore an affine combination (weights summing to 1) of detector joints, named below once
+# for every layout. Affine combinations commute with any affine camera, so a formula that holds
+# for 3D points holds for their 2D projections too (up to perspective, which is small for a body
+# a few metres away).
+#
+# * pelvis = hip midpoint; thorax = shoulder midpoint (H36M's hips and shoulders sit nearly
+#   symmetrically about them).
+# * spine = pelvis + 0.485 (thorax - pelvis): the H36M ratio of pelvis->spine to
+#   pelvis->spine->thorax (0.241 / (0.241 + 0.256) m, PoseAug's S1/5/6/7/8 bone templates).
+# * neck_nose and head_top from the face, by the sagittal head model ``HEAD_MODEL`` below: ear
+#   centre, eye centre and nose tip span the head's mid-plane, so each head joint is the unique
+#   affine combination of those three points that reproduces it in the model
+#   (:func:`head_weights`): neck_nose = 0.561 ears - 0.585 eyes + 1.024 nose,
+#   head_top = 0.541 ears + 1.522 eyes - 1.063 nose (ears, eyes = the pair's midpoint).
+#   These joints move with the face, so a turned or nodding head moves them correctly.
+# * A symmetric face pair (eyes, ears) with one side below the confidence threshold uses the
+#   visible side for both (:func:`map_keypoints`): the far ear is hidden in profile views, where
+#   the near ear projects close to the head's mid-plane.
+#
+# HEAD_MODEL: (forward, up) in metres from the thorax of an upright adult. head_top is PoseAug's
+# mean thorax->head_top bone (0.184 m); neck_nose is ~0.12 m from the thorax and in front of the
+# neck (H36M's thorax->neck_nose bone); the face points are adult anthropometric averages (ear
+# canal level with the lower eyelid, eyes 9 cm in front of it, nose tip 4 cm below and 2 cm in front
+# of the eyes). They are estimates, not fitted to H36M marker data (not available here): the
+# derived head joints may differ from H36M's definition by a few centimetres, which a lifter trained
+# on H36M-17 sees as a small shift of joints 9 and 10.
+HEAD_MODEL: dict[str, tuple[float, float]] = {
+    "ear_centre": (0.0, 0.13),
+    "eye_centre": (0.09, 0.155),
+    "nose": (0.11, 0.115),
+    "neck_nose": (0.06, 0.10),
+    "head_top": (0.02, 0.184),
+}
+SPINE_FRACTION = 0.241 / (0.241 + 0.256)
+
+
+def head_weights(model: dict[str, tuple[float, float]] = HEAD_MODEL) -> dict[str, np.ndarray]:
+    """Affine weights on (ear centre, eye centre, nose) that give neck_nose and head_top in ``model``."""
+    basis = ("ear_centre", "eye_centre", "nose")
+    a = np.array([[model[k][0] for k in basis], [model[k][1] for k in basis], [1.0, 1.0, 1.0]])
+    return {j: np.linalg.solve(a, np.array([*model[j], 1.0])) for j in ("neck_nose", "head_top")}
+
+
+def _body_formulas() -> dict[str, dict[str, float]]:
+    """Each H36M-17 joint as {detector joint name: weight}, in COCO joint names."""
+    s = SPINE_FRACTION
+    head = head_weights()
+    formulas: dict[str, dict[str, float]] = {
+        "pelvis": {"l_hip": 0.5, "r_hip": 0.5},
+        "spine": {"l_hip": (1 - s) / 2, "r_hip": (1 - s) / 2, "l_shoulder": s / 2, "r_shoulder": s / 2},
+        "thorax": {"l_shoulder": 0.5, "r_shoulder": 0.5},
+    }
+    for joint, (ear, eye, nose) in head.items():
+        formulas[joint] = {"l_ear": ear / 2, "r_ear": ear / 2, "l_eye": eye / 2, "r_eye": eye / 2}
+        formulas[joint]["nose"] = nose
+    for side in ("l", "r"):
+        for part in ("hip", "knee", "ankle", "shoulder", "elbow", "wrist"):
+            formulas[f"{side}_{part}"] = {f"{side}_{part}": 1.0}
+    return formulas
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    """A 2D detector's joint order and its map to H36M-17 (see the comment above ``HEAD_MODEL``).
+
+    Args:
+        name: registry name (the ``--data.layout`` value).
+        joint_names: the detector's joint names, in its order (K joints).
+        weights: (17, K): H36M joint ``j`` = ``sum_k weights[j, k] * keypoint[k]``.
+        pairs: (left, right) indices of face pairs that stand in for each other when one side is
+            not confident.
+        note: which detectors write this layout.
+    """
+
+    name: str
+    joint_names: tuple[str, ...]
+    weights: np.ndarray
+    pairs: tuple[tuple[int, int], ...] = ()
+    note: str = ""
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def sources(self, joint: int) -> tuple[str, ...]:
+        """Names of the detector joints H36M joint ``joint`` is computed from."""
+        return tuple(self.joint_names[k] for k in np.flatnonzero(self.weights[joint]))
+
+
+def _keypoint_layout(name: str, joint_names: tuple[str, ...], note: str) -> KeypointLayout:
+    if name == "h36m17":
+        identity = np.eye(NUM_JOINTS)
+        identity.flags.writeable = False
+        return KeypointLayout(name, joint_names, identity, (), note)
+    index = {n: k for k, n in enumerate(joint_names)}
+    weights = np.zeros((NUM_JOINTS, len(joint_names)))
+    for j, formula in _body_formulas().items():
+        for source, w in formula.items():
+            weights[JOINT_NAMES.index(j), index[source]] = w
+    if not np.allclose(weights.sum(1), 1.0):
+        raise ValueError(f"layout {name}: the weights of every H36M joint must sum to 1")
+    pairs = tuple((index[f"l_{p}"], index[f"r_{p}"]) for p in ("eye", "ear"))
+    weights.flags.writeable = False
+    return KeypointLayout(name, joint_names, weights, pairs, note)
+
+
+_COCO17 = (
+    "nose",
+    "l_eye",
+    "r_eye",
+    "l_ear",
+    "r_ear",
+    "l_shoulder",
+    "r_shoulder",
+    "l_elbow",
+    "r_elbow",
+    "l_wrist",
+    "r_wrist",
+    "l_hip",
+    "r_hip",
+    "l_knee",
+    "r_knee",
+    "l_ankle",
+    "r_ankle",
+)
+_COCO18 = (
+    "nose",
+    "neck",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_eye",
+    "l_eye",
+    "r_ear",
+    "l_ear",
+)
+_BODY25 = (
+    *_COCO18[:8],
+    "mid_hip",
+    *_COCO18[8:],
+    "l_big_toe",
+    "l_small_toe",
+    "l_heel",
+    "r_big_toe",
+    "r_small_toe",
+    "r_heel",
+)
+
+KEYPOINT_LAYOUTS: dict[str, KeypointLayout] = {
+    lay.name: lay
+    for lay in (
+        _keypoint_layout("h36m17", JOINT_NAMES, "H36M-17 (VideoPose3D order): used as is"),
+        _keypoint_layout("coco17", _COCO17, "COCO-17: MMPose, YOLO-pose, Detectron2, ViTPose, ..."),
+        _keypoint_layout("body25", _BODY25, "OpenPose BODY-25 (its neck, mid_hip, feet are unused)"),
+        _keypoint_layout("coco18", _COCO18, "OpenPose COCO-18 (its neck is unused)"),
+    )
+}
+
+
+def get_keypoint_layout(name: str) -> KeypointLayout:
+    """A registered detector layout by name, with an error listing the known ones."""
+    if name not in KEYPOINT_LAYOUTS:
+        raise KeyError(f"unknown keypoint layout {name!r}; known: {', '.join(KEYPOINT_LAYOUTS)}")
+    return KEYPOINT_LAYOUTS[name]
+
+
+def map_keypoints(
+    xy: np.ndarray, score: np.ndarray, layout: str | KeypointLayout, min_score: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map (..., K, 2) detector keypoints and (..., K) scores to H36M-17.
+
+    Returns (..., 17, 2) keypoints and (..., 17) scores; a derived joint's score is the lowest
+    of the joints it is computed from. A face pair (eyes, ears) whose one side scores below
+    ``min_score`` while the other does not takes the confident side for both.
+    """
+    lay = get_keypoint_layout(layout) if isinstance(layout, str) else layout
+    if xy.shape[-2] != lay.num_joints or score.shape != xy.shape[:-1]:
+        raise ValueError(
+            f"layout {lay.name} has {lay.num_joints} joints, got keypoints {xy.shape} "
+            f"and scores {score.shape}"
+        )
+    xy, score = xy.copy(), score.copy()
+    for a, b in lay.pairs:
+        ok_a, ok_b = score[..., a] >= min_score, score[..., b] >= min_score
+        for dst, src, use in ((a, b, ok_b & ~ok_a), (b, a, ok_a & ~ok_b)):
+            xy[..., dst, :] = np.where(use[..., None], xy[..., src, :], xy[..., dst, :])
+            score[..., dst] = np.where(use, score[..., src], score[..., dst])
+    out = np.einsum("jk,...kd->...jd", lay.weights, xy)
+    used = lay.weights != 0
+    out_score = np.where(used, score[..., None, :], np.inf).min(axis=-1)
+    return out, out_score

@@ -29,7 +29,6 @@ import numpy as np
 
 from data_modules.common import (
     check_metres,
-    estimate_root,
     frobenius_normalize,
     ids,
     open_npz,
@@ -40,6 +39,7 @@ from data_modules.common import (
 from data_modules.cross_dataset import TargetDomain
 from data_modules.schema import DataFormatError, PoseSet
 from data_modules.skeletons import eval_joint_set, to_h36m17
+from poseshift.geometry.camera import estimate_root
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,9 @@ and nothing is dropped. Labels (``pose3d``, ``root3d``) and ids stay those of th
 draws its own stride in ``1..random_stride`` and its window skips frames accordingly
 (``offsets * stride``), still clamped to the sequence.
 
-Batches carry ``pose2d`` as (B, T, J, 2); everything else as in :class:`PoseDataset`.
+Batches carry ``pose2d`` as (B, T, J, 2); everything else as in :class:`PoseDataset`. With
+``window_3d`` they also carry the window's 3D, ``pose3d_window`` (B, T, J, 3) and
+``root3d_window`` (B, T, 3), gathered with the same indices (a temporal generator moves 3D clips).
 """
 
 from __future__ import annotations
@@ -37,36 +39,48 @@ class WindowedPoseDataset(PoseDataset):
     """A :class:`PoseDataset` whose ``pose2d`` is a window of ``receptive_field`` frames.
 
     Args:
-        poses: the set; samples of one sequence must be consecutive and in time order.
+        poses: the set, or aligned arrays with ``pose2d``, ``sequence`` and ``frame``; samples of
+            one sequence must be consecutive and in time order.
         receptive_field: odd window length T.
         random_stride: largest per-sample stride drawn in training (1 = always contiguous).
         seed: seed of the stride draws.
+        window_3d: also serve ``pose3d_window`` and ``root3d_window`` (labeled sets only).
     """
 
-    def __init__(self, poses: PoseSet, receptive_field: int, random_stride: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self,
+        poses: PoseSet | dict[str, np.ndarray],
+        receptive_field: int,
+        random_stride: int = 1,
+        seed: int = 0,
+        window_3d: bool = False,
+    ) -> None:
         if receptive_field < 1 or receptive_field % 2 == 0:
             raise ValueError(f"receptive_field must be a positive odd number, got {receptive_field}")
         if random_stride < 1:
             raise ValueError(f"random_stride must be >= 1, got {random_stride}")
-        runs = np.flatnonzero(np.diff(poses.sequence) != 0)
-        if len(np.unique(poses.sequence)) != len(runs) + (len(poses) > 0):
+        # aligned arrays (e.g. one video of user keypoints) need 'pose2d', 'sequence' and 'frame'
+        arrays = poses.arrays() if isinstance(poses, PoseSet) else poses
+        where = f"{poses.source}: {poses.name}" if isinstance(poses, PoseSet) else "poses"
+        sequence, frame = arrays["sequence"], arrays["frame"]
+        runs = np.flatnonzero(np.diff(sequence) != 0)
+        if len(np.unique(sequence)) != len(runs) + (len(sequence) > 0):
             raise DataFormatError(
-                f"{poses.source}: {poses.name}.sequence: samples of a sequence are not "
+                f"{where}.sequence: samples of a sequence are not "
                 "consecutive; temporal windows need each sequence stored contiguously"
             )
-        same = np.diff(poses.sequence) == 0
-        if (np.diff(poses.frame)[same] <= 0).any():
-            raise DataFormatError(
-                f"{poses.source}: {poses.name}.frame: frames within a sequence are not increasing"
-            )
+        same = np.diff(sequence) == 0
+        if (np.diff(frame)[same] <= 0).any():
+            raise DataFormatError(f"{where}.frame: frames within a sequence are not increasing")
         super().__init__(poses)
-        start, end = sequence_bounds(poses.sequence)
+        start, end = sequence_bounds(sequence)
         self._start = torch.from_numpy(start)
         self._last = torch.from_numpy(end - 1)
         pad = receptive_field // 2
         self._offsets = torch.arange(-pad, pad + 1)
         self.receptive_field = receptive_field
         self.random_stride = random_stride
+        self.window_3d = window_3d and "pose3d" in arrays and "root3d" in arrays
         self._generator = torch.Generator().manual_seed(seed)
 
     def window_indices(self, idx: torch.Tensor) -> torch.Tensor:
@@ -85,5 +99,9 @@ class WindowedPoseDataset(PoseDataset):
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
         batch = {k: v[idx] for k, v in self._tensors.items() if k != "pose2d"}
-        batch["pose2d"] = self._tensors["pose2d"][self.window_indices(idx)]
+        window = self.window_indices(idx)
+        batch["pose2d"] = self._tensors["pose2d"][window]
+        if self.window_3d:
+            batch["pose3d_window"] = self._tensors["pose3d"][window]
+            batch["root3d_window"] = self._tensors["root3d"][window]
         return batch

@@ -7,6 +7,8 @@ model, so 2D and 3D agree as they do in real data.
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +17,19 @@ import torch
 
 from data_modules.base import DomainSets, PoseDataModule
 from data_modules.schema import PoseSet
+from poseshift.evolution.operators import camera_to_upright, place_on_ground
 from poseshift.geometry.camera import h36m_intrinsics, project
 from poseshift.geometry.skeleton import H36M17
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository root (experiments/, benchmarks/, Makefile)."""
+
+
+def first_training_batch(dm: PoseDataModule) -> dict[str, Any]:
+    """The first ``{"source": ..., "target"?: ...}`` training batch of a DataModule."""
+    batch, _, _ = next(iter(dm.train_dataloader()))
+    return batch
+
 
 # a rough standing pose (x right, y down, z forward), metres, root at the origin
 _REST = np.array(
@@ -101,6 +114,23 @@ class SyntheticDataModule(PoseDataModule):
 
 
 assert H36M17.num_joints == len(_REST)
+
+
+def upright_poses(n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
+    """Standing poses (rest pose + joint noise, random yaw) in a z-up world, on the floor."""
+    g = torch.Generator().manual_seed(seed)
+    rest = torch.from_numpy(_REST)
+    cam = rest + noise * torch.randn(n, 17, 3, generator=g, dtype=torch.float64)
+    world = camera_to_upright(cam - cam[:, :1])
+    yaw = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    c, s, o, i = (
+        torch.cos(yaw),
+        torch.sin(yaw),
+        torch.zeros(n, dtype=torch.float64),
+        torch.ones(n, dtype=torch.float64),
+    )
+    rot = torch.stack([c, -s, o, s, c, o, o, o, i], -1).reshape(n, 3, 3)
+    return place_on_ground(world @ rot.mT, 0.02, 0.0)
 
 
 class StopAt(pl.Callback):

@@ -10,16 +10,20 @@ pose and in its augmentation parameters, and built on :mod:`poseshift.geometry`:
 * :func:`rigid_transform` (RT) rotates the root-relative pose by an axis-angle vector and
   places its root at a new absolute position.
 * :func:`swap_bone_lengths` gives every pose the bone lengths of a random template.
-* :func:`reproject` / :func:`in_frame` re-project augmented camera-frame 3D with each sample's
-  own intrinsics (distortion included) and flag projections that leave the frame.
+* :func:`reproject` / :func:`in_frame` / :func:`in_view` re-project augmented camera-frame 3D
+  with each sample's own intrinsics (distortion included) and flag projections that leave the
+  frame, or poses whose 2D is not their 3D's projection (clamped or behind the camera).
 
 Poses are camera-frame (..., J, 3) in metres; "absolute" means joint 0 holds the root position.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from poseshift.geometry.bones import (
@@ -140,7 +144,7 @@ def swap_bone_lengths(
     return set_bone_lengths(pose, templates[idx].to(pose), skeleton)
 
 
-def bone_length_templates(
+def median_bone_lengths(
     poses: torch.Tensor, owner: torch.Tensor, skeleton: Skeleton = H36M17, symmetric: bool = True
 ) -> torch.Tensor:
     """(T, B) per-owner median bone lengths of poses (N, J, 3), one row per distinct ``owner`` (N,).
@@ -154,6 +158,30 @@ def bone_length_templates(
     if symmetric:
         tmpl = (tmpl + tmpl[:, skeleton.bone_flip_permutation]) / 2
     return tmpl
+
+
+def load_bone_templates(path: str | Path, skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """Bone-length templates (K, B) in metres from an ``.npy`` or an ``.npz`` (key ``templates``).
+
+    One row per template (e.g. per subject), bones in ``skeleton``'s bone order (bone k ends at
+    joint k + 1). Errors name the file: missing, unreadable, wrong shape, or millimetres.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: bone-length templates file not found")
+    try:
+        data = np.load(path, allow_pickle=False)
+        array = data["templates"] if isinstance(data, np.lib.npyio.NpzFile) else data
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not a templates file (.npy, or .npz with key 'templates'): {err}") from err
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != 2 or array.shape[1] != skeleton.num_bones:
+        raise ValueError(f"{path}: templates must have shape (K, {skeleton.num_bones}), got {array.shape}")
+    if not np.isfinite(array).all() or (array <= 0).any():
+        raise ValueError(f"{path}: templates must be positive finite bone lengths")
+    if array.max() > 3.0:
+        raise ValueError(f"{path}: bone lengths up to {array.max():.0f} look like millimetres; give metres")
+    return torch.from_numpy(array)
 
 
 # -- RT ------------------------------------------------------------------------------------------
@@ -196,18 +224,43 @@ def in_frame(pose2d: torch.Tensor, bound: float = 1.0, lower: bool = False) -> t
     return ok
 
 
+def in_view(pose: torch.Tensor, min_depth: float = 0.1) -> torch.Tensor:
+    """(...,) mask of camera-frame poses (..., J, 3) whose every joint is ``min_depth`` m in front of
+    the camera and inside :func:`reproject`'s clamp (``|X/Z|, |Y/Z| <= 1``), so that their 2D is
+    the true projection of their 3D. The reference's :func:`in_frame` filter alone keeps poses
+    whose clamped joints' 2D no longer matches their 3D, and poses behind the camera.
+    """
+    z = pose[..., 2]
+    ratio = pose[..., :2] / z.unsqueeze(-1).clamp_min(min_depth)
+    ok = (z > min_depth) & (ratio.abs() <= 1.0).all(-1)
+    return ok.all(-1)
+
+
+def geodesic_angle_deg(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Rotation angle in degrees, in [0, 180], of axis-angle vectors (..., 3).
+
+    The vector's norm is the angle only up to 180 degrees: PoseAug's ``pi * tanh`` per component
+    reaches norms up to ``pi * sqrt(3)``, which rotate by ``360 - norm`` degrees about the
+    opposite axis.
+    """
+    angle = torch.remainder(torch.linalg.vector_norm(axis_angle, dim=-1), 2 * math.pi)
+    return torch.rad2deg(torch.minimum(angle, 2 * math.pi - angle))
+
+
 def augmentation_stats(
     axis_angle: torch.Tensor, translation: torch.Tensor, ratios: torch.Tensor, ba_diff: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """Flattened per-sample statistics of one augmentation batch, for histograms and plots.
 
-    Returns the rotation angle (deg), root translation (x, y, z), bone-length ratios and the
-    BA change angle (deg) of every bone.
+    Returns the axis-angle norm (deg; what the reference logs) and the geodesic rotation angle
+    (deg, in [0, 180]), root translation (x, y, z), bone-length ratios and the BA change angle
+    (deg) of every bone.
     """
     angle = torch.rad2deg(torch.linalg.vector_norm(axis_angle, dim=-1))
     ba_angle = torch.rad2deg(torch.acos((1 - ba_diff).clamp(-1, 1)))
     return {
         "rotation_deg": angle.detach().reshape(-1),
+        "rotation_geodesic_deg": geodesic_angle_deg(axis_angle).detach().reshape(-1),
         "translation_x": translation[..., 0].detach().reshape(-1),
         "translation_y": translation[..., 1].detach().reshape(-1),
         "translation_z": translation[..., 2].detach().reshape(-1),
@@ -222,10 +275,13 @@ __all__ = [
     "augmentation_stats",
     "bone_angle_perturb",
     "bone_length_scale",
-    "bone_length_templates",
     "expand_shared",
+    "geodesic_angle_deg",
     "group_matrix",
     "in_frame",
+    "in_view",
+    "load_bone_templates",
+    "median_bone_lengths",
     "reproject",
     "rigid_transform",
     "swap_bone_lengths",

@@ -26,14 +26,14 @@ METRIC_COLUMNS = (
 
 def collect_results(metrics: dict[str, Any], stage: str = "test") -> dict[str, dict[str, float]]:
     """Group ``test/<set>/<metric>`` values into {set: {metric: value}}; for ``stage="val"`` the
-    source validation metrics ``val/<metric>`` become the one row ``val``."""
+    validation metrics ``val/<metric>`` (or ``oracle:<set>/<metric>``) become one row."""
     table: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         parts = key.split("/")
         if stage == "test" and len(parts) == 3 and parts[0] == "test":
             table.setdefault(parts[1], {})[parts[2]] = float(value)
-        elif stage == "val" and len(parts) == 2 and parts[0] == "val":
-            table.setdefault("val", {})[parts[1]] = float(value)
+        elif stage == "val" and len(parts) == 2 and (parts[0] == "val" or parts[0].startswith("oracle:")):
+            table.setdefault(parts[0], {})[parts[1]] = float(value)
     return table
 
 
@@ -85,10 +85,16 @@ class ResultsTable(pl.Callback):
         if not table:
             return
         text = format_results(table)
+        # facts the DataModule says every result must carry (e.g. an evolution's deviations)
+        notes = getattr(trainer.datamodule, "result_notes", lambda: [])() if trainer.datamodule else []
+        if notes:
+            text += "\n\n" + "\n".join(f"Note: {n}" for n in notes)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in ("results.json", "results.md"):
             keep_previous(out_dir / name)
-        (out_dir / "results.json").write_text(json.dumps(table, indent=2))
+        (out_dir / "results.json").write_text(
+            json.dumps({**table, "notes": notes} if notes else table, indent=2)
+        )
         (out_dir / "results.md").write_text(text + "\n")
         title = "Test" if stage == "test" else "Validation"
         print(f"\n{title} results ({out_dir / 'results.md'}):\n{text}\n", flush=True)
@@ -224,6 +230,9 @@ class LiftingCheckpoint(ModelCheckpoint):
 class NpzPredictionWriter(BasePredictionWriter):
     """Write the lifted 3D poses of ``predict`` to one npz file (key ``pose3d``, metres).
 
+    When the batches carry frame numbers (``frame``), they are saved too, one per pose: frames
+    without a person are not lifted, so rows and video frames can differ.
+
     Args:
         output_path: npz file to write; parent folders are created.
     """
@@ -231,6 +240,22 @@ class NpzPredictionWriter(BasePredictionWriter):
     def __init__(self, output_path: str = "predictions.npz") -> None:
         super().__init__(write_interval="epoch")
         self.output_path = Path(output_path)
+        self._frames: list[torch.Tensor] = []
+
+    def on_predict_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._frames = []
+
+    def on_predict_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if isinstance(batch, dict) and "frame" in batch:
+            self._frames.append(batch["frame"].detach().cpu())
 
     def write_on_epoch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, predictions: Any, batch_indices: Any
@@ -240,7 +265,12 @@ class NpzPredictionWriter(BasePredictionWriter):
         # one list per dataloader when there are several
         if predictions and isinstance(predictions[0], list):
             predictions = [p for loader in predictions for p in loader]
+        if not predictions:
+            raise RuntimeError("predict produced no poses (the input is empty); nothing was written")
         poses = torch.cat(predictions).cpu().numpy().astype(np.float32)
+        extra = {}
+        if self._frames and sum(len(f) for f in self._frames) == len(poses):
+            extra["frame"] = torch.cat(self._frames).numpy()
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(self.output_path, pose3d=poses)
+        np.savez(self.output_path, pose3d=poses, **extra)
         print(f"wrote {len(poses)} poses to {self.output_path}", flush=True)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
+import dataclasses
 import os
 import shutil
 import sys
 import traceback
-from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from poseshift.callbacks import NpzPredictionWriter, ResultsTable
 from poseshift.errors import DEBUG_ENV, UserError, format_error, pop_debug
+from poseshift.frame_outputs import FrameOutputs
 from poseshift.methods.base import LiftingModule
 from poseshift.quiet import quiet_lightning
 from poseshift.runs import (
@@ -56,9 +57,17 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 LIGHTNING_CSV = ("pytorch_lightning.loggers.CSVLogger", "lightning.pytorch.loggers.CSVLogger")
 
 
-@dataclass
+@dataclasses.dataclass
 class RunState:
-    """What :func:`main` needs to report after the CLI object is gone (or never finished)."""
+    """What :func:`main` needs to report after the CLI object is gone (or never finished).
+
+    Args:
+        run_dir: the run folder, once made.
+        subcommand: fit, validate, test or predict.
+        resumed: a fit continuing an earlier run's folder.
+        writer: this process writes run.json (not a DDP child).
+        argv: the command's arguments, for run.json.
+    """
 
     run_dir: Path | None = None
     subcommand: str | None = None
@@ -94,7 +103,7 @@ def check_config_files(argv: list[str]) -> None:
 
 def _option_checks(group: str, node: Any, pretrained: bool = False) -> None:
     """Values a constructor would reject late or with a traceback, checked with the option's name."""
-    from poseshift.methods.poseaug import SCRATCH
+    from poseshift.methods.adversarial import SCRATCH
     from poseshift.models import BACKBONES
 
     if not isinstance(node, Namespace) or "init_args" not in node:
@@ -162,6 +171,29 @@ class PoseShiftCLI(LightningCLI):
             help="predict only: npz file the lifted 3D poses are written to (key 'pose3d', metres); "
             "default: predictions.npz in the run folder. An existing file is never overwritten.",
         )
+        # per-frame outputs of predict (poseshift.frame_outputs.FrameOutputs)
+        parser.add_argument(
+            "--predict_json",
+            type=str | None,
+            default=None,
+            help="predict only: also write a JSON file with every frame's 3D pose, 2D input and scores",
+        )
+        parser.add_argument(
+            "--predict_render",
+            type=str | None,
+            default=None,
+            help="predict only: draw the 2D input beside the 3D pose: a .gif animation or .png per frame",
+        )
+        parser.add_argument(
+            "--render_frames",
+            type=str | None,
+            default=None,
+            help="predict only: frames to render, START:STOP (frame numbers, STOP excluded) or N; "
+            "default: the first 100 lifted frames (.png: the first)",
+        )
+        parser.add_argument(
+            "--render_fps", type=float, default=25.0, help="predict only: frames per second of a .gif render"
+        )
         parser.add_argument(
             "--wandb",
             type=bool | None,
@@ -224,7 +256,9 @@ class PoseShiftCLI(LightningCLI):
         if subcommand not in SUBCOMMANDS or not hparams:
             return
         class_path = hparams.pop("_class_path", None) or self.config[subcommand].model.class_path
-        model = {"class_path": class_path, "init_args": hparams}
+        # hyperparameters saved outside the CLI hold objects (e.g. an Evaluation dataclass)
+        plain = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in hparams.items()}
+        model = {"class_path": class_path, "init_args": plain}
         try:
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
         except Exception as err:
@@ -376,11 +410,25 @@ class PoseShiftCLI(LightningCLI):
         self.config_init[self.subcommand]["verbose"] = False  # likewise
 
     def before_predict(self) -> None:
-        output = self.config_init[self.subcommand].get("predict_output")
+        config = self.config_init[self.subcommand]
+        output = config.get("predict_output")
         output = Path(output) if output else Path(self.trainer.default_root_dir) / "predictions.npz"
         self.trainer.callbacks.append(NpzPredictionWriter(str(output)))
         if _RUN.writer:
             update_run(_RUN.run_dir, predictions=str(output))
+        # a DataModule of user keypoints takes its temporal window from the checkpoint's lifter
+        match_lifter = getattr(self.datamodule, "match_lifter", None)
+        if match_lifter is not None:
+            match_lifter(self.model)
+        if config.get("predict_json") or config.get("predict_render"):
+            self.trainer.callbacks.append(
+                FrameOutputs(
+                    config.get("predict_json"),
+                    config.get("predict_render"),
+                    config.get("render_frames"),
+                    config.get("render_fps", 25.0),
+                )
+            )
 
 
 class RunRecord(pl.Callback):
@@ -423,11 +471,16 @@ DESCRIPTION = (
     "errors are one line (--debug or POSESHIFT_DEBUG=1 adds the traceback)."
 )
 
-# commands that are not LightningCLI subcommands: name -> (module, function taking argv)
-EXTRA_COMMANDS = {
-    "data": ("data_modules.commands", "main"),
-    "evolve": ("poseshift.evolution.driver", "evolve_main"),
-}
+COMMAND_GROUP = "poseshift.commands"
+
+
+def extra_commands() -> dict[str, object]:
+    """Commands that are not LightningCLI subcommands (``data``, ``evolve``), by name.
+
+    They are entry points of the ``poseshift.commands`` group (setup.cfg): functions that take
+    the remaining arguments and return an exit status.
+    """
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
 
 def _has_outputs(run_dir: Path) -> bool:
@@ -451,8 +504,14 @@ def _finish_run(status: str, error: str | None = None) -> None:
     update_run(run_dir, status=status, finished=now(), **({"error": error} if error else {}))
 
 
-def _run_cli(args: list[str] | None) -> None:
-    PoseShiftCLI(
+def build_cli(args: list[str] | None = None, run: bool = True) -> PoseShiftCLI:
+    """The LightningCLI of ``poseshift`` on ``args`` (``None`` reads ``sys.argv``).
+
+    With ``run=False`` it only parses and instantiates (no subcommand, no run folder): benchmarks
+    use this to build exactly what ``poseshift fit --config ...`` builds, then drive the Trainer
+    themselves. Parse errors raise (:func:`main` turns them into one line).
+    """
+    return PoseShiftCLI(
         LiftingModule,
         pl.LightningDataModule,
         subclass_mode_model=True,
@@ -462,6 +521,7 @@ def _run_cli(args: list[str] | None) -> None:
         parser_kwargs={"description": DESCRIPTION, "exit_on_error": False}
         | {name: {"exit_on_error": False} for name in SUBCOMMANDS},
         args=args,  # None reads sys.argv, as LightningCLI expects from a command line
+        run=run,
     )
 
 
@@ -477,10 +537,10 @@ def main(args: list[str] | None = None) -> int:
         sys.argv[1:] = argv  # LightningCLI reads sys.argv itself
     quiet_lightning()
     try:
-        if argv and argv[0] in EXTRA_COMMANDS:
-            module, function = EXTRA_COMMANDS[argv[0]]
-            return int(getattr(importlib.import_module(module), function)(argv[1:]) or 0)
-        _run_cli(None if args is None else argv)
+        commands = extra_commands()
+        if argv and argv[0] in commands:
+            return int(commands[argv[0]].load()(argv[1:]) or 0)
+        build_cli(None if args is None else argv)
     except SystemExit as exit_:
         if isinstance(exit_.__context__, KeyboardInterrupt):  # Lightning's graceful Ctrl-C ends so
             return _interrupted()

@@ -83,7 +83,7 @@ def _dataset_folder(err: FileNotFoundError) -> str | None:
     """The folder of a missing dataset file, when the error came from a dataset reader."""
     frames = traceback.extract_tb(err.__traceback__)
     readers = [f for f in frames if "data_modules" in Path(f.filename).parts]
-    own_hint = ("keypoints.py", "deepmimic.py", "evolved.py")
+    own_hint = ("keypoints.py", "detectors.py", "deepmimic.py", "evolved.py", "evolve.py")
     if not readers or any(Path(f.filename).name in own_hint for f in readers):
         return None  # predict inputs, the embedded clips and evolved files are not dataset folders
     path = err.filename or str(err).split(":", 1)[0]
@@ -93,8 +93,6 @@ def _dataset_folder(err: FileNotFoundError) -> str | None:
 
 def format_error(err: BaseException, where: str | None = None) -> str:
     """``error: <where>: <problem>`` on one line for any exception."""
-    from data_modules.schema import DataFormatError
-
     if isinstance(err, UserError):
         return f"error: {one_line(str(err))}"
     message = one_line(str(err)) or type(err).__name__
@@ -106,7 +104,8 @@ def format_error(err: BaseException, where: str | None = None) -> str:
         if folder is not None:
             return f"error: {message}; " + DATASETS_HINT.format(folder=folder)
         return f"error: {message}"
-    if isinstance(err, DataFormatError | ValueError | KeyError | OSError):
+    # ValueError covers data_modules' DataFormatError (the library never imports data_modules)
+    if isinstance(err, ValueError | KeyError | OSError):
         prefix = f"{where}: " if where else ""
         text = message.strip("'\"") if isinstance(err, KeyError) else message
         return f"error: {prefix}{text}"

@@ -1,15 +1,18 @@
-"""Loggers: Weights & Biases that never blocks (offline unless the user has logged in), and a CSV
-logger that a resumed run continues instead of starting over."""
+"""Logging: Weights & Biases that never blocks (offline unless logged in), a CSV logger that a
+resumed run continues instead of starting over, histograms and figures."""
 
 from __future__ import annotations
 
 import csv
 import netrc
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from pytorch_lightning.loggers import CSVLogger as _LightningCSVLogger
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.loggers import WandbLogger as _LightningWandbLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
@@ -67,8 +70,10 @@ class CSVLogger(_LightningCSVLogger):
 
     Args:
         save_dir: folder of the log (the ``poseshift`` command sets it to the run folder).
-        name, version: sub-folders ``<save_dir>/<name>/<version>``; the command uses ``csv``.
-        prefix, flush_logs_every_n_steps: as :class:`pytorch_lightning.loggers.CSVLogger`.
+        name: sub-folder ``<save_dir>/<name>`` (the command uses none).
+        version: sub-folder ``<save_dir>/<name>/<version>`` (the command uses ``csv``).
+        prefix: prefix of every metric key, as in Lightning's CSVLogger.
+        flush_logs_every_n_steps: rows buffered before writing, as in Lightning's CSVLogger.
     """
 
     def __init__(
@@ -88,3 +93,31 @@ class CSVLogger(_LightningCSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def log_histograms(loggers: Sequence[Logger], values: Mapping[str, torch.Tensor], step: int) -> None:
+    """Log each tensor of ``values`` as a histogram where the logger can (TensorBoard, W&B)."""
+    for logger in loggers:
+        exp = getattr(logger, "experiment", None)
+        if hasattr(exp, "add_histogram"):  # TensorBoard
+            for k, v in values.items():
+                exp.add_histogram(k, v, step)
+        elif isinstance(logger, _LightningWandbLogger):
+            import wandb
+
+            logger.log_metrics({k: wandb.Histogram(v.cpu().numpy()) for k, v in values.items()}, step=step)
+
+
+def log_figure(loggers: Sequence[Logger], tag: str, figure: Any, step: int) -> None:
+    """Log a matplotlib figure where the logger can (TensorBoard, W&B), then close it."""
+    for logger in loggers:
+        exp = getattr(logger, "experiment", None)
+        if hasattr(exp, "add_figure"):
+            exp.add_figure(tag, figure, step)
+        elif isinstance(logger, _LightningWandbLogger):
+            import wandb
+
+            logger.experiment.log({tag: wandb.Image(figure)}, step=step)
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

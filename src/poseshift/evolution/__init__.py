@@ -1,24 +1,27 @@
-"""EvoSkeleton dataset evolution: operators, natural selection and the generation driver."""
+"""EvoSkeleton dataset evolution: operators, natural selection and the generation driver.
+
+``poseshift evolve`` (``data_modules.commands.evolve``) loads the initial poses and writes the
+result; everything in between is here.
+"""
 
 from poseshift.evolution.driver import (
     EvolutionConfig,
     EvolutionResult,
     GenerationStats,
-    SourceConfig,
     ValidityConfig,
+    build_validity,
     evolve,
-    evolve_main,
     finalize,
-    load_source,
     project_population,
-    run_evolution,
+    resolved_kind,
+    validity_note,
 )
 from poseshift.evolution.operators import (
     CROSSOVER_SUBTREES,
-    bone_length_templates,
     camera_to_upright,
     choose_bones,
     crossover,
+    mean_bone_lengths,
     mutate_bone_lengths,
     mutate_global,
     mutate_local,
@@ -34,20 +37,19 @@ __all__ = [
     "EvolutionResult",
     "GenerationStats",
     "LearnedValidity",
-    "SourceConfig",
     "ValidityConfig",
-    "bone_length_templates",
+    "build_validity",
+    "mean_bone_lengths",
     "camera_to_upright",
     "choose_bones",
     "crossover",
     "evolve",
-    "evolve_main",
     "finalize",
-    "load_source",
     "mutate_bone_lengths",
     "mutate_global",
     "mutate_local",
     "place_on_ground",
     "project_population",
-    "run_evolution",
+    "resolved_kind",
+    "validity_note",
 ]

@@ -1,6 +1,8 @@
-"""The evolution driver: grow a population of 3D poses by generations, then film it as a PoseSet.
+"""The evolution driver: grow a population of 3D poses by generations, then film it.
 
-``poseshift evolve --config experiments/evoskeleton/<name>.yaml`` calls :func:`evolve_main`.
+``poseshift evolve --config experiments/evoskeleton/<name>.yaml`` (``data_modules.commands.evolve``)
+loads the initial poses, calls :func:`evolve` and :func:`finalize` here, films the result with
+:func:`project_population` and writes it as a dataset file.
 The work per generation is batched over all parent pairs (chunked to ``chunk_size`` pairs so
 memory stays bounded); the population lives in the hierarchical representation in
 preallocated tensors, so parents are never re-encoded. Algorithm 1 of the paper with the
@@ -16,19 +18,15 @@ reference's defaults (METHODS.md 5.3):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from poseshift.evolution.operators import (
-    bone_length_templates,
-    camera_to_upright,
     choose_bones,
     crossover,
     mutate_bone_lengths,
@@ -37,8 +35,9 @@ from poseshift.evolution.operators import (
     place_on_ground,
 )
 from poseshift.evolution.validity import AcceptAll, AkhterValidity, LearnedValidity
-from poseshift.geometry.local_frames import LIMB_BONES, LocalPose, from_local, to_local
-from poseshift.geometry.skeleton import NUM_BONES, PARENTS
+from poseshift.geometry.local_frames import LIMB_BONES, LocalPose, from_local
+from poseshift.geometry.rig import CameraRig, render
+from poseshift.geometry.skeleton import NUM_BONES
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +117,16 @@ class EvolutionConfig:
 
 @dataclass
 class GenerationStats:
-    """What one generation did: candidates made, how many passed selection, sizes and time."""
+    """What one generation did: candidates made, how many passed selection, sizes and time.
+
+    Args:
+        generation: generation index (1-based).
+        pairs: parent pairs.
+        candidates: children made.
+        accepted: children that passed natural selection.
+        population: population size after merging.
+        seconds: wall time of the generation.
+    """
 
     generation: int
     pairs: int
@@ -134,7 +142,14 @@ class GenerationStats:
 
 @dataclass
 class EvolutionResult:
-    """The final population (initial individuals first) and per-generation statistics."""
+    """The final population (initial individuals first) and per-generation statistics.
+
+    Args:
+        population: every individual, the initial ones first.
+        initial_size: size of the initial population.
+        stats: one entry per generation.
+        seconds: total evolution time.
+    """
 
     population: LocalPose
     initial_size: int
@@ -310,131 +325,20 @@ def finalize(
     return out
 
 
-# -- sources, rig, output ----------------------------------------------------------------------
-@dataclass
-class SourceConfig:
-    """Where the initial population comes from.
-
-    Args:
-        kind: ``"mocap"``: world frames of the embedded benchmark's source clips (their
-            training blocks); ``"pose_set"``: the camera-frame 3D of a PoseSet npz (turned
-            upright with :func:`camera_to_upright`); ``"world"``: an npz with ``joints``
-            (N, 17, 3), z-up world metres, and optionally ``subject`` (N,); ``"h36m"``: the
-            world 3D of Human3.6M (VideoPose3D's ``data_3d_h36m.npz``, as read by
-            :mod:`data_modules.h36m`), every frame of the chosen subjects.
-        path: the npz file for ``pose_set`` / ``world``; for ``h36m`` the folder holding
-            ``data_3d_h36m.npz`` (or the file itself).
-        clips: mocap clips (``None`` = the benchmark's source clips).
-        train_fraction: leading fraction of each mocap clip used (the benchmark's train block).
-        fps: mocap frame rate (the benchmark's).
-        subjects: keep only these subjects, e.g. ``["S1"]`` (``h36m``) or ``["1"]`` (the integer
-            ids of ``pose_set`` / ``world`` files, as strings).
-        stride: keep every ``stride``-th frame (``h36m``; the reference uses every frame).
-        fraction: keep this random fraction of the poses (e.g. 0.01 for the reference's 0.01S1).
-    """
-
-    kind: str = "mocap"
-    path: str | None = None
-    clips: list[str] | None = None
-    train_fraction: float = 0.7
-    fps: float = 50.0
-    subjects: list[str] | None = None
-    stride: int = 1
-    fraction: float = 1.0
-
-
-def load_source(src: SourceConfig, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Initial world joints (N, 17, 3) float64 and group ids (N,) (subjects, or clips for mocap)."""
-    if src.kind == "mocap":
-        from data_modules.deepmimic import load_clip
-        from data_modules.mocap import SOURCE_CLIPS
-
-        clips = src.clips or list(SOURCE_CLIPS)
-        parts, groups = [], []
-        for i, name in enumerate(clips):
-            world = load_clip(name, fps=src.fps)
-            world = world[: int(round(src.train_fraction * len(world)))]
-            parts.append(world)
-            groups.append(np.full(len(world), i))
-        joints, group = np.concatenate(parts), np.concatenate(groups)
-    elif src.kind in ("pose_set", "world"):
-        if not src.path:
-            raise ValueError(f"source kind {src.kind!r} needs a path")
-        data = np.load(src.path, allow_pickle=False)
-        if src.kind == "world":
-            joints = data["joints"]
-        else:
-            joints = camera_to_upright(torch.from_numpy(data["pose3d"] + data["root3d"][:, None])).numpy()
-        group = data["subject"] if "subject" in data.files else np.zeros(len(joints), dtype=np.int64)
-    elif src.kind == "h36m":
-        from data_modules.h36m import load_positions_3d
-        from data_modules.skeletons import get_layout
-
-        if not src.path:
-            raise ValueError("source kind 'h36m' needs a path (folder with data_3d_h36m.npz)")
-        path = Path(src.path)
-        positions = load_positions_3d(path / "data_3d_h36m.npz" if path.is_dir() else path)
-        subjects = src.subjects or sorted(positions)
-        missing = [s for s in subjects if s not in positions]
-        if missing:
-            raise ValueError(f"{path}: no subject(s) {missing}; present: {sorted(positions)}")
-        to17 = list(get_layout("h36m32").to_h36m17)
-        parts, groups = [], []
-        for s in subjects:
-            for key in sorted(positions[s]):
-                world = np.asarray(positions[s][key])[:: src.stride][:, to17]
-                parts.append(world)
-                groups.append(np.full(len(world), int(s.lstrip("S"))))
-        joints, group = np.concatenate(parts), np.concatenate(groups)
-        src = SourceConfig(**{**asdict(src), "subjects": None})  # already selected
-    else:
-        raise ValueError(f"unknown source kind {src.kind!r}; use 'mocap', 'h36m', 'pose_set' or 'world'")
-    check_metres(np.asarray(joints), src.path or src.kind)
-    keep = np.ones(len(joints), dtype=bool)
-    if src.subjects is not None:
-        keep &= np.isin(group.astype(str), [str(s).lstrip("S") for s in src.subjects])
-    if src.fraction < 1:
-        rng = np.random.default_rng(seed)
-        keep &= rng.random(len(joints)) < src.fraction
-    if not keep.any():
-        raise ValueError(f"the source {src} selects no poses")
-    return torch.from_numpy(np.asarray(joints[keep], dtype=np.float64)), torch.from_numpy(
-        np.asarray(group[keep], dtype=np.int64)
-    )
-
-
-MAX_BONE_M = 2.0  # no human bone is longer; millimetre data has median bones of ~100-450
-
-
-def check_metres(joints: np.ndarray, where: str) -> None:
-    """Refuse source poses whose bones are far too long for metres (millimetres, centimetres)."""
-    if joints.ndim != 3 or joints.shape[1:] != (len(PARENTS), 3):
-        raise ValueError(f"{where}: source joints must have shape (N, {len(PARENTS)}, 3), got {joints.shape}")
-    child = np.arange(1, len(PARENTS))
-    bones = np.linalg.norm(joints[:, child] - joints[:, np.asarray(PARENTS[1:])], axis=-1)
-    median = float(np.median(bones)) if bones.size else 0.0
-    if median > MAX_BONE_M:
-        unit = "millimetres" if median > 20 else "centimetres"
-        raise ValueError(
-            f"{where}: the source poses look like {unit} (median bone length {median:.0f}); "
-            f"poseshift evolve needs metres: divide the joints by {1000 if unit == 'millimetres' else 100}"
-        )
-
-
+# -- filming, natural selection -----------------------------------------------------------------
 def project_population(
-    joints: torch.Tensor, rig, seed: int = 0, group_size: int = 512, recentre: bool = True
-):
-    """Film world poses (M, 17, 3) with a :class:`data_modules.rig.CameraRig` into a PoseSet.
+    joints: torch.Tensor, rig: CameraRig, seed: int = 0, group_size: int = 512, recentre: bool = True
+) -> list[dict[str, np.ndarray]]:
+    """Film world poses (M, 17, 3) with a :class:`~poseshift.geometry.rig.CameraRig`.
 
     The poses are cut into groups of ``group_size`` that the rig treats as one take each: one
     random placement and yaw per group, every pose seen by every camera of the rig. The loop
     is over groups, not individuals. With ``recentre`` every pose's root is first moved over
     the world origin, so a group is as compact as one pose and the rig's placement applies to
     each pose (source poses from walking clips are otherwise spread over metres and often
-    leave the cameras' view).
+    leave the cameras' view). Returns one :func:`~poseshift.geometry.rig.render` output per
+    group, with ``sequence`` and ``frame`` made unique across groups.
     """
-    from data_modules.rig import pose_set_from_renders, render
-
     rng = np.random.default_rng(seed)
     world = joints.double().numpy().copy()
     if recentre:
@@ -446,7 +350,7 @@ def project_population(
         out["sequence"] = out["sequence"] + i * rig.num_cameras
         out["frame"] = out["frame"] + lo
         parts.append(out)
-    return pose_set_from_renders(parts, "evolved", ("evolved",), source="poseshift evolve")
+    return parts
 
 
 @dataclass
@@ -454,16 +358,22 @@ class ValidityConfig:
     """Natural selection.
 
     Args:
-        kind: ``"learned"`` (default; learned from the initial population), ``"akhter"``
-            (original constraint files in ``constraints_dir``), or ``"none"``.
+        kind: ``"auto"`` (default: ``"akhter"`` when ``constraints_dir`` is set, else
+            ``"learned"``), ``"akhter"`` (the reference's Akhter & Black joint-angle limits, from
+            their constraint files in ``constraints_dir``), ``"learned"`` (a deviation: an
+            occupancy model learned from the initial population, see :func:`validity_note`), or
+            ``"none"`` (accept every child).
         constraints_dir: folder with ``jointAngleModel_v2.npy`` and ``staticPose.npy``.
         model_path: a saved learned model to load instead of learning one.
-        bin_deg, parent_bin_deg, margin_deg, parent_margin_deg, min_count: see
-            :class:`LearnedValidity`.
+        bin_deg: angular size of the direction bins (see :class:`LearnedValidity`).
+        parent_bin_deg: size of the parent-direction bins of second-level limbs.
+        margin_deg: accept directions within this angle of an occupied cell centre.
+        parent_margin_deg: margin of the parent-direction condition.
+        min_count: cells seen fewer times than this count as empty.
         reference_torso_typo: never reject torso-attached limbs (the reference's behaviour).
     """
 
-    kind: str = "learned"
+    kind: str = "auto"
     constraints_dir: str | None = None
     model_path: str | None = None
     bin_deg: float = 6.0
@@ -474,15 +384,42 @@ class ValidityConfig:
     reference_torso_typo: bool = False
 
 
+def resolved_kind(cfg: ValidityConfig) -> str:
+    """The validity kind a config means (``auto``: Akhter's limits when their files are configured)."""
+    if cfg.kind == "auto":
+        return "akhter" if cfg.constraints_dir else "learned"
+    return cfg.kind
+
+
+def validity_note(cfg: ValidityConfig) -> str:
+    """One line naming the natural selection used, and how it departs from the reference."""
+    kind = resolved_kind(cfg)
+    typo = " (with the reference's no-op torso check)" if cfg.reference_torso_typo else ""
+    if kind == "akhter":
+        return f"natural selection: Akhter & Black's joint-angle limits, as the reference{typo}"
+    if kind == "none":
+        return "natural selection: none (every child accepted; not the reference)"
+    torso = (
+        ""
+        if cfg.reference_torso_typo
+        else "; it also rejects torso-attached limbs, which the reference never does"
+    )
+    return (
+        "natural selection: DEVIATION from the reference: a joint-angle occupancy model learned from "
+        f"the source poses (+-{cfg.margin_deg:g} deg) instead of Akhter & Black's limits{torso}"
+    )
+
+
 def build_validity(cfg: ValidityConfig, initial: LocalPose):
     """The validity model a config asks for."""
-    if cfg.kind == "none":
+    kind = resolved_kind(cfg)
+    if kind == "none":
         return AcceptAll()
-    if cfg.kind == "akhter":
+    if kind == "akhter":
         if not cfg.constraints_dir:
             raise ValueError("validity kind 'akhter' needs constraints_dir")
         return AkhterValidity(cfg.constraints_dir, reference_torso_typo=cfg.reference_torso_typo)
-    if cfg.kind == "learned":
+    if kind == "learned":
         if cfg.model_path:
             return LearnedValidity.load(cfg.model_path, cfg.reference_torso_typo)
         model = LearnedValidity(
@@ -494,145 +431,4 @@ def build_validity(cfg: ValidityConfig, initial: LocalPose):
             cfg.reference_torso_typo,
         )
         return model.fit(initial)
-    raise ValueError(f"unknown validity kind {cfg.kind!r}; use 'learned', 'akhter' or 'none'")
-
-
-def run_evolution(
-    source: SourceConfig,
-    evolution: EvolutionConfig,
-    validity: ValidityConfig,
-    output: str,
-    rig=None,
-    seed: int = 0,
-    group_size: int = 512,
-    progress: bool = True,
-    threads: int | None = None,
-    bone_templates: str | None = None,
-) -> dict:
-    """Load the source, evolve, finalize, project and write ``output`` (PoseSet npz) plus a JSON summary.
-
-    ``bone_templates``: an .npy / .npz (key ``templates``) of (K, 16) bone lengths in metres
-    for the bone-length mutation; by default the mean lengths of each source subject.
-    """
-    from data_modules.rig import CameraRig
-
-    if threads:
-        torch.set_num_threads(threads)
-    rig = rig if rig is not None else CameraRig.h36m()
-    joints, groups = load_source(source, seed)
-    initial = to_local(joints)
-    model = build_validity(validity, initial)
-    initial = LocalPose(initial.directions.float(), initial.lengths.float(), initial.root.float())
-    if hasattr(model, "per_bone") and not isinstance(model, AcceptAll):
-        log.info(
-            "validity model accepts %.1f%% of the initial poses",
-            100
-            * float(
-                model(initial, from_local(initial) if isinstance(model, AkhterValidity) else None)
-                .float()
-                .mean()
-            ),
-        )
-    gen = torch.Generator().manual_seed(seed)
-    result = evolve(initial, evolution, model, gen, progress=progress)
-    if bone_templates:
-        loaded = np.load(bone_templates)
-        loaded = loaded["templates"] if hasattr(loaded, "files") else loaded
-        templates = torch.as_tensor(np.asarray(loaded, dtype=np.float32)).reshape(-1, NUM_BONES)
-    else:
-        templates = bone_length_templates(initial.lengths, groups)
-    world = finalize(result, evolution, templates, gen)
-    t0 = time.perf_counter()
-    poses = project_population(world, rig, seed, group_size)
-    projection_s = time.perf_counter() - t0
-    out = Path(output)
-    if len(poses) == 0:
-        raise ValueError(
-            f"{out}: not written: the camera rig dropped all {len(world):,} evolved poses (joints behind "
-            "a camera or outside the image); check the source's units and the rig's distance_range"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    poses.save(out)
-    summary = {
-        "output": str(out),
-        "initial": result.initial_size,
-        "population": len(result.population),
-        "new_poses": result.new_poses,
-        "pairs_2d3d": len(poses),
-        "evolution_seconds": result.seconds,
-        "projection_seconds": projection_s,
-        "valid_new_poses_per_second": result.new_poses / max(result.seconds, 1e-9),
-        "generations": [asdict(s) | {"acceptance": s.acceptance} for s in result.stats],
-        "config": {
-            "source": asdict(source),
-            "evolution": asdict(evolution),
-            "validity": asdict(validity),
-            "rig": asdict(rig),
-            "seed": seed,
-        },
-    }
-    Path(str(out) + ".json").write_text(json.dumps(summary, indent=1))
-    log.info(
-        "wrote %d 2D-3D pairs from %d poses (%d new) to %s",
-        len(poses),
-        len(result.population),
-        result.new_poses,
-        out,
-    )
-    return summary
-
-
-def evolve_main(argv: list[str] | None = None) -> int:
-    """``poseshift evolve --config experiments/evoskeleton/<name>.yaml [--key value ...]``.
-
-    Returns 0 on success (the exit status).
-    """
-    from jsonargparse import ActionConfigFile, ArgumentParser
-
-    from data_modules.rig import CameraRig
-
-    parser = ArgumentParser(prog="poseshift evolve", description="Evolve a 3D pose dataset (EvoSkeleton).")
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the options below")
-    parser.add_argument("--source", type=SourceConfig, default=SourceConfig(), help="initial population")
-    parser.add_argument(
-        "--evolution", type=EvolutionConfig, default=EvolutionConfig(), help="evolution settings"
-    )
-    parser.add_argument("--validity", type=ValidityConfig, default=ValidityConfig(), help="natural selection")
-    parser.add_argument(
-        "--rig", type=CameraRig, default=CameraRig.h36m(), help="cameras for the 2D projection"
-    )
-    parser.add_argument("--output", type=str, default="runs/evolved/evolved.npz", help="PoseSet npz to write")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--group_size", type=int, default=512, help="poses per camera placement when filming")
-    parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
-    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads")
-    parser.add_argument(
-        "--bone_templates",
-        type=str | None,
-        default=None,
-        help="(K, 16) bone lengths in metres (.npy, or .npz key 'templates') for the bone-length "
-        "mutation; default: the mean lengths of each source subject",
-    )
-    cfg = parser.parse_args(argv)
-    init = parser.instantiate(cfg)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = run_evolution(
-        init.source,
-        init.evolution,
-        init.validity,
-        init.output,
-        init.rig,
-        init.seed,
-        init.group_size,
-        init.progress,
-        init.threads,
-        init.bone_templates,
-    )
-    print(
-        f"evolved {summary['initial']} -> {summary['population']} poses "
-        f"in {summary['evolution_seconds']:.1f} s "
-        f"({summary['valid_new_poses_per_second']:.0f} valid new poses/s); "
-        f"{summary['pairs_2d3d']} 2D-3D pairs written to {summary['output']}",
-        flush=True,
-    )
-    return 0
+    raise ValueError(f"unknown validity kind {cfg.kind!r}; use 'auto', 'learned', 'akhter' or 'none'")

@@ -238,7 +238,7 @@ def mutate_bone_lengths(
     return torch.where(hit[:, None], templates.to(lengths)[row], lengths)
 
 
-def bone_length_templates(lengths: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
+def mean_bone_lengths(lengths: torch.Tensor, groups: torch.Tensor | None = None) -> torch.Tensor:
     """Bone-length templates (K, 16): the mean lengths of each group (e.g. subject) of poses.
 
     Without groups, a single template, the overall mean.

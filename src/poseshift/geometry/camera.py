@@ -8,9 +8,12 @@ screen-normalized 2D directly.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from poseshift.geometry.rotations import quaternion_rotate
+from poseshift.geometry.skeleton import H36M17, Skeleton
 
 INTRINSICS_DIM = 9
 
@@ -202,3 +205,54 @@ def h36m_intrinsics(normalized: bool = True) -> tuple[torch.Tensor, torch.Tensor
     if normalized:
         k = normalize_intrinsics(k, size[:, 0:1].squeeze(-1), size[:, 1:2].squeeze(-1))
     return k.float(), size.float()
+
+
+def body_frame_viewpoint(
+    pose: torch.Tensor, skeleton: Skeleton = H36M17
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Azimuth and elevation (deg) of the camera seen from the body of absolute poses (N, J, 3).
+
+    Body frame: x from the left to the right hip, y up the spine (pelvis -> thorax, made
+    orthogonal to x), z = y cross x (the facing direction). The camera sits at the origin, so a
+    subject facing it is at azimuth 0, elevation 0.
+    """
+    r_hip, l_hip = skeleton.index("r_hip"), skeleton.index("l_hip")
+    thorax = skeleton.index("thorax")
+    x = F.normalize(pose[:, r_hip] - pose[:, l_hip], dim=-1)
+    up = pose[:, thorax] - pose[:, 0]
+    y = F.normalize(up - (up * x).sum(-1, keepdim=True) * x, dim=-1)
+    z = torch.cross(y, x, dim=-1)  # facing direction: up x right
+    cam = F.normalize(-pose[:, 0], dim=-1)
+    cx, cy, cz = (cam * x).sum(-1), (cam * y).sum(-1), (cam * z).sum(-1)
+    return torch.rad2deg(torch.atan2(cx, cz)), torch.rad2deg(torch.asin(cy.clamp(-1, 1)))
+
+
+def estimate_root(
+    pose3d_rel: np.ndarray, pose2d: np.ndarray, intrinsics: np.ndarray, exclude: tuple[int, ...] = ()
+) -> np.ndarray:
+    """Camera-frame root positions (N, 3) from root-relative 3D, 2D and pinhole intrinsics (numpy).
+
+    Files that store only root-relative 3D (PoseAug's 3DHP test, Ski) lose the root; it is
+    recovered as the translation t minimizing the reprojection error in the linearized
+    pinhole equations ``f (X_j + t_x) = (u_j - c)(Z_j + t_z)`` (least squares over joints,
+    solved for all samples at once). Exact when 2D is an undistorted projection of the 3D.
+    ``exclude`` leaves out joints that were interpolated rather than measured.
+    """
+    if exclude:
+        keep = [j for j in range(pose2d.shape[1]) if j not in exclude]
+        pose3d_rel, pose2d = pose3d_rel[:, keep], pose2d[:, keep]
+    f = intrinsics[:, None, 0:2].astype(np.float64)
+    c = intrinsics[:, None, 2:4].astype(np.float64)
+    d = pose2d.astype(np.float64) - c  # (N, J, 2)
+    p = pose3d_rel.astype(np.float64)
+    n, j = d.shape[:2]
+    a = np.zeros((n, j, 2, 3))
+    a[..., 0, 0] = f[..., 0]
+    a[..., 1, 1] = f[..., 1]
+    a[..., :, 2] = -d
+    b = d * p[..., 2:3] - f * p[..., :2]
+    a = a.reshape(n, 2 * j, 3)
+    b = b.reshape(n, 2 * j)
+    ata = a.transpose(0, 2, 1) @ a
+    atb = (a.transpose(0, 2, 1) @ b[..., None])[..., 0]
+    return np.linalg.solve(ata, atb[..., None])[..., 0].astype(np.float32)

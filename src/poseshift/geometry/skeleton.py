@@ -44,6 +44,13 @@ class Skeleton:
 
     The root is joint 0 and every parent precedes its children, so chains can be
     accumulated in index order. Bone ``k`` ends at joint ``k + 1``.
+
+    Args:
+        names: joint names.
+        parents: parent index of each joint (-1 for the root, joint 0).
+        left: left joints of the left/right pairs.
+        right: their right partners, in the same order.
+        parts: body parts as bone indices (for part-aware KCS).
     """
 
     names: tuple[str, ...]
@@ -143,3 +150,16 @@ H36M17 = Skeleton(
     right=RIGHT_JOINTS,
     parts=_H36M_PARTS,
 )
+
+
+# Evaluation joint sets as H36M-17 indices, defined once for the metrics and the datasets.
+# "official14" is the MPI-INF-3DHP PCK protocol (head_top, thorax, shoulders, elbows, wrists,
+# hips, knees, ankles; no pelvis, spine or nose; DATA_FORMATS.md 7.4); "all16" leaves out
+# neck_nose, which 16-joint sources (PoseAug/AdaptPose files, SMPL) lack and poseshift fills
+# by interpolation, so it is never scored.
+NECK_NOSE = JOINT_NAMES.index("neck_nose")
+EVAL_JOINT_SETS: dict[str, tuple[int, ...]] = {
+    "all": tuple(range(NUM_JOINTS)),
+    "all16": tuple(j for j in range(NUM_JOINTS) if j != NECK_NOSE),
+    "official14": (10, 8, 14, 15, 16, 11, 12, 13, 1, 2, 3, 4, 5, 6),
+}

@@ -1,8 +1,18 @@
-"""Lifting methods, one LightningModule each."""
+"""Lifting methods, one LightningModule each, on one base that owns the players and evaluation."""
 
-from poseshift.methods.base import LiftingModule
+from poseshift.methods.adversarial import AdversarialModule, NonFiniteLossError, Player
+from poseshift.methods.base import Evaluation, LiftingModule
 from poseshift.methods.baseline import Baseline
-from poseshift.methods.evoskeleton import CascadeLifter, EvoSkeleton
+from poseshift.methods.evoskeleton import EvoSkeleton
 from poseshift.methods.poseaug import PoseAug
 
-__all__ = ["Baseline", "CascadeLifter", "EvoSkeleton", "LiftingModule", "PoseAug"]
+__all__ = [
+    "AdversarialModule",
+    "Baseline",
+    "Evaluation",
+    "EvoSkeleton",
+    "LiftingModule",
+    "NonFiniteLossError",
+    "Player",
+    "PoseAug",
+]

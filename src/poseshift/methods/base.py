@@ -1,15 +1,19 @@
 """What every lifting method shares: a 2D-to-3D lifter and its evaluation on named test sets.
 
-Methods subclass :class:`LiftingModule` and add their own networks, optimizers and
-``training_step``. Validation runs on the source validation split (the default for
-checkpoint selection); testing runs on every test set of the DataModule, each logged
-under its own name: ``test/<set>/mpjpe``, ``test/<set>/pa_mpjpe``, ``test/<set>/pck``,
-``test/<set>/auc``.
+Methods subclass :class:`LiftingModule` (or :class:`~poseshift.methods.adversarial.AdversarialModule`
+for methods that train several networks) and add their own networks, optimizers and
+``training_step``. Validation runs on the source validation split (the default for checkpoint
+selection); testing runs on every test set of the DataModule, each logged under its own name:
+``test/<set>/mpjpe``, ``test/<set>/pa_mpjpe``, ``test/<set>/pck``, ``test/<set>/auc``.
+
+Evaluation facts (each set's joints and action names) come from the DataModule's documented
+accessors (:class:`poseshift.batches.PoseDataSource`), never from its internals.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +22,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import nn
 
+from poseshift.batches import PoseBatch, PoseDataSource, TestSetInfo
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.metrics import pose_metrics
 from poseshift.models import build_backbone
@@ -28,6 +33,34 @@ def _metric_key(name: str) -> str:
     return name.replace(".", "_")
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """Evaluation and checkpoint-selection options shared by every method.
+
+    Args:
+        pck_joints: joints that PCK/AUC (and MPJPE) are computed over: ``"all"`` or a named set
+            such as ``"official14"`` (the 3DHP protocol). A test set's own evaluation joints
+            (e.g. 3DHP's ``official14``) take precedence.
+        flip_test: average the prediction with that of the left/right-mirrored input, as
+            PoseAug does on 3DHP.
+        monitor: metric that selects the best checkpoint (source validation by default).
+        per_action: also report each test set's metrics per action and as the unweighted mean
+            over actions (``<metric>_action_wise``, the VideoPose3D/EvoSkeleton H36M protocol);
+            the plain keys stay the pooled mean over all frames.
+    """
+
+    pck_joints: str = "all"
+    flip_test: bool = False
+    monitor: str = "val/mpjpe"
+    per_action: bool = False
+
+
+# the default of every method's ``evaluation`` argument (frozen, so one shared instance is safe)
+DEFAULT_EVALUATION = Evaluation()
+# checkpoints store it among the hyperparameters; let torch's safe (weights-only) loader accept it
+torch.serialization.add_safe_globals([Evaluation])
+
+
 class LiftingModule(pl.LightningModule):
     """Base LightningModule: owns ``self.lifter`` and the evaluation protocol.
 
@@ -35,41 +68,26 @@ class LiftingModule(pl.LightningModule):
         backbone: lifter architecture, one of ``poseshift.models.BACKBONES`` (ignored when a
             subclass passes its own ``lifter``).
         backbone_kwargs: constructor arguments of the backbone (sizes, dropout, ...).
-        pck_joints: joints that PCK/AUC (and MPJPE) are computed over: ``"all"`` or a
-            named set such as ``"official14"`` (the 3DHP protocol).
-        flip_test: average the prediction with that of the left/right-mirrored input,
-            as PoseAug does on 3DHP.
-        monitor: metric that selects the best checkpoint (source validation by default).
-        per_action: also report each test set's metrics per action and as the unweighted
-            mean over actions (``<metric>_action_wise``, the VideoPose3D/EvoSkeleton H36M
-            protocol); the plain keys stay the pooled mean over all frames.
-
-    A test set whose ``PoseSet.meta`` has ``"eval_joints"`` (e.g. ``"official14"`` for 3DHP)
-    is evaluated on those joints instead of ``pck_joints``.
+        evaluation: evaluation options (:class:`Evaluation`).
+        lifter: a ready lifter network (keyword only; for subclasses that build their own).
     """
 
-    # True for methods whose schedules (LR decay, stages, ...) need trainer.max_epochs >= 0
+    # True for methods whose schedules (LR decay, stages, ...) are planned over a run that ends
     needs_finite_epochs: ClassVar[bool] = False
 
     def __init__(
         self,
         backbone: str = "simple_baseline",
         backbone_kwargs: dict[str, Any] | None = None,
-        pck_joints: str = "all",
-        flip_test: bool = False,
-        monitor: str = "val/mpjpe",
-        per_action: bool = False,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
         *,
         lifter: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.skeleton: Skeleton = H36M17
         self.lifter = lifter if lifter is not None else build_backbone(backbone, **(backbone_kwargs or {}))
-        self.pck_joints = pck_joints
-        self.flip_test = flip_test
-        self.monitor = monitor
-        self.per_action = per_action
-        self.val_metrics = pose_metrics(joints=pck_joints)
+        self.evaluation = evaluation
+        self.val_metrics = pose_metrics(joints=self.evaluation.pck_joints)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)
 
@@ -78,68 +96,101 @@ class LiftingModule(pl.LightningModule):
         """Lift screen-normalized 2D (B, J, 2) to root-relative 3D (B, J, 3) in metres."""
         return self.lifter(pose2d)
 
-    def lift_for_eval(self, pose2d: torch.Tensor) -> torch.Tensor:
-        """Prediction used for metrics and ``predict``: optionally flip-averaged."""
+    def lift_for_eval(self, pose2d: torch.Tensor, flip_test: bool | None = None) -> torch.Tensor:
+        """Prediction used for metrics and ``predict``: flip-averaged with ``flip_test`` (``None``:
+        ``evaluation.flip_test``)."""
         pred = self(pose2d)
-        if self.flip_test:
+        if self.evaluation.flip_test if flip_test is None else flip_test:
             mirror = torch.tensor([-1.0, 1.0], device=pose2d.device, dtype=pose2d.dtype)
             flipped = self(pose2d[..., self._flip_perm, :] * mirror)
             flipped = flipped[..., self._flip_perm, :] * torch.cat([mirror, mirror.new_ones(1)])
             pred = (pred + flipped) / 2
         return pred
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def _test_poses(self) -> dict[str, Any]:
-        """The DataModule's test PoseSets by name (empty for a DataModule without them)."""
-        dm = getattr(self.trainer, "datamodule", None)
-        sets = getattr(dm, "sets", None)
-        return dict(sets.test) if sets is not None else {}
+    # -- data access ------------------------------------------------------------------------------
+    @property
+    def data_source(self) -> PoseDataSource | None:
+        """The DataModule when it offers poseshift's accessors (:class:`PoseDataSource`), else None."""
+        trainer = getattr(self, "_trainer", None)
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return dm if isinstance(dm, PoseDataSource) else None
+
+    def training_poses(self) -> PoseBatch:
+        """The whole labeled source training split (CPU tensors), from the DataModule's accessor."""
+        source = self.data_source
+        if source is None:
+            raise RuntimeError(
+                f"{type(self).__name__} needs the whole source training set: use a poseshift "
+                "DataModule (data_modules.*), which provides training_poses()"
+            )
+        return source.training_poses()
 
     @property
     def test_set_names(self) -> list[str]:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or not hasattr(dm, "test_set_names"):
-            return ["test"]
-        return dm.test_set_names
+        source = self.data_source
+        return list(source.test_set_info()) if source is not None else ["test"]
 
+    def _test_set_info(self) -> dict[str, TestSetInfo]:
+        source = self.data_source
+        return source.test_set_info() if source is not None else {}
+
+    @property
+    def validation_prefix(self) -> str:
+        """``val``, or ``oracle:<set>`` when checkpoints are selected on a target test set."""
+        source = self.data_source
+        info = source.validation_info() if source is not None else None
+        if info is None or not info.oracle:
+            return "val"
+        return info.name if info.name.startswith("oracle:") else f"oracle:{info.name}"
+
+    @property
+    def monitor(self) -> str:
+        """The checkpoint metric: ``evaluation.monitor`` under the validation prefix."""
+        monitor, prefix = self.evaluation.monitor, self.validation_prefix
+        return prefix + monitor[3:] if monitor.startswith("val/") else monitor
+
+    # -- evaluation -----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if stage == "fit":
             self.check_schedule()
         if stage not in ("test", "fit"):
             return
-        poses = self._test_poses()
+        infos = self._test_set_info()
+        self._test_flip = {name: info.flip_test for name, info in infos.items()}
         for name in self.test_set_names:
             key = _metric_key(name)
             if key in self.test_metrics:
                 continue
-            meta = poses[name].meta if name in poses else {}
-            actions = poses[name].action_names if name in poses else ()
+            info = infos.get(name, TestSetInfo(name))
+            per_action = self.evaluation.per_action
             self.test_metrics[key] = pose_metrics(
-                joints=meta.get("eval_joints", self.pck_joints),
-                per_action=self.per_action,
-                num_actions=max(1, len(actions)) if self.per_action else None,
+                joints=info.eval_joints if info.eval_joints is not None else self.evaluation.pck_joints,
+                per_action=per_action,
+                num_actions=max(1, len(info.action_names)) if per_action else None,
             )
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
         self.val_metrics.update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
 
     def on_validation_epoch_end(self) -> None:
         # compute() syncs the summed states across processes, so no sync_dist here
         values = self.val_metrics.compute()
-        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True)
+        prefix = self.validation_prefix  # oracle selection is labelled in every logged key
+        self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=True)
         self.val_metrics.reset()
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def test_step(self, batch: PoseBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
+        flip = getattr(self, "_test_flip", {}).get(name)
         self.test_metrics[_metric_key(name)].update(
-            self.lift_for_eval(batch["pose2d"]), batch["pose3d"], action=batch.get("action")
+            self.lift_for_eval(batch["pose2d"], flip), batch["pose3d"], action=batch.get("action")
         )
 
     def on_test_epoch_end(self) -> None:
-        poses = self._test_poses()
+        infos = self._test_set_info()
         for name in self.test_set_names:
             metrics = self.test_metrics[_metric_key(name)]
-            actions = poses[name].action_names if name in poses else ()
+            actions = infos[name].action_names if name in infos else ()
             logged: dict[str, torch.Tensor] = {}
             # MetricCollection flattens per-action results to <metric>_all / _action_wise / _per_action
             for key, value in metrics.compute().items():
@@ -154,9 +205,7 @@ class LiftingModule(pl.LightningModule):
             self.log_dict(logged, add_dataloader_idx=False)
             metrics.reset()
 
-    def predict_step(
-        self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> torch.Tensor:
+    def predict_step(self, batch: PoseBatch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         return self.lift_for_eval(batch["pose2d"])
 
     def configure_callbacks(self) -> list[Callback]:
@@ -181,21 +230,32 @@ class LiftingModule(pl.LightningModule):
             callbacks.append(LiftingCheckpoint(monitor=self.monitor, dirpath=dirpath))
         return callbacks
 
-    def check_schedule(self) -> None:
-        """Refuse (or, for methods without a schedule, loudly allow) ``trainer.max_epochs = -1``.
+    def epochs_needed(self) -> str | None:
+        """Why the method needs ``trainer.max_epochs`` even when ``max_steps`` ends the run (None:
+        it does not); methods whose schedules count epochs over the run override this."""
+        return None
 
-        Methods whose schedules depend on the run's length set ``needs_finite_epochs``.
+    def check_schedule(self) -> None:
+        """Refuse ``trainer.max_epochs = -1`` where the schedule cannot run without it.
+
+        A run that never ends is refused by methods with a planned schedule
+        (``needs_finite_epochs``) and allowed, with a loud warning, otherwise; a run ended by
+        ``max_steps`` is refused only when :meth:`epochs_needed` says why.
         """
-        max_epochs = self.trainer.max_epochs
+        trainer = self.trainer
+        max_epochs = trainer.max_epochs
         if max_epochs is not None and max_epochs >= 0:
             return
         name = type(self).__name__
-        if not self.needs_finite_epochs and self.trainer.max_steps >= 0:
-            return  # bounded by max_steps
+        if trainer.max_steps >= 0:  # the run ends after max_steps
+            why = self.epochs_needed()
+            if why:
+                raise ValueError(f"--trainer.max_epochs {max_epochs}: {why}")
+            return
         if self.needs_finite_epochs:
             raise ValueError(
-                f"--trainer.max_epochs {max_epochs}: {name}'s schedule is defined over a finite number "
-                "of epochs; set --trainer.max_epochs N"
+                f"--trainer.max_epochs {max_epochs}: {name}'s schedule is planned over the run's length, "
+                "and this run would never end; set --trainer.max_epochs N (or --trainer.max_steps N)"
             )
         warnings.warn(
             f"--trainer.max_epochs {max_epochs}: {name} trains until you stop it (Ctrl-C keeps "
@@ -203,14 +263,3 @@ class LiftingModule(pl.LightningModule):
             UserWarning,
             stacklevel=2,
         )
-
-    # -- helpers for manual optimization ----------------------------------------------------------
-    def optimizer_step_with_clip(
-        self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, max_norm: float | None
-    ) -> None:
-        """zero_grad, backward, clip (if ``max_norm``), step: one player's update."""
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if max_norm:
-            self.clip_gradients(optimizer, gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
-        optimizer.step()

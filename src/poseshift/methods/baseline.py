@@ -1,7 +1,8 @@
 """Supervised lifting baseline: the lifter trained with MSE on source 2D-3D pairs.
 
 Schedule as in PoseAug's ``run_baseline.py`` (METHODS.md section 1): Adam, learning rate
-``lr * decay ** (step // decay_steps)`` updated per step, gradient norm clipped at 1.
+``lr * decay ** (step // decay_steps)`` updated per step, gradient norm clipped at 1. The one
+player is the lifter ``"p"`` (see :class:`~poseshift.methods.adversarial.AdversarialModule`).
 """
 
 from __future__ import annotations
@@ -10,19 +11,25 @@ from typing import Any
 
 import torch
 
-from poseshift.methods.base import LiftingModule
+from poseshift.batches import TrainBatch
+from poseshift.methods.adversarial import AdversarialModule, Player
+from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
 
 
-class Baseline(LiftingModule):
+class Baseline(AdversarialModule):
     """Supervised baseline lifter.
 
     Args:
+        backbone: lifter architecture, one of ``poseshift.models.BACKBONES``.
+        backbone_kwargs: constructor arguments of the backbone (sizes, dropout, ...).
         lr: initial Adam learning rate (reference: 1e-3; 2e-2 for SemGCN).
         lr_decay: multiplicative learning-rate decay applied every ``lr_decay_steps`` steps.
         lr_decay_steps: optimizer steps between decays (reference: 100000).
         max_grad_norm: gradient-norm clip (reference: 1); 0 disables clipping.
         weight_decay: Adam weight decay (reference: 0).
-        **kwargs: see :class:`LiftingModule` (backbone, evaluation options).
+        evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
+        finite_check_every: player steps between host checks that losses and gradients are finite
+            (``None``: every step on CPU, every 100 on an accelerator).
     """
 
     def __init__(
@@ -34,28 +41,33 @@ class Baseline(LiftingModule):
         lr_decay_steps: int = 100_000,
         max_grad_norm: float = 1.0,
         weight_decay: float = 0.0,
-        pck_joints: str = "all",
-        flip_test: bool = False,
-        monitor: str = "val/mpjpe",
-        per_action: bool = False,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
+        finite_check_every: int | None = None,
     ) -> None:
-        super().__init__(backbone, backbone_kwargs, pck_joints, flip_test, monitor, per_action)
+        super().__init__(backbone, backbone_kwargs, evaluation, finite_check_every=finite_check_every)
         self.save_hyperparameters()
-        self.automatic_optimization = False
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        optimizer = self.optimizers()
-        pred = self(batch["pose2d"])
-        loss = torch.nn.functional.mse_loss(pred, batch["pose3d"])
-        self.optimizer_step_with_clip(optimizer, loss, self.hparams.max_grad_norm)
-        self.lr_schedulers().step()
+    def configure_players(self) -> dict[str, Player]:
+        hp = self.hparams
+        decay, every = hp.lr_decay, hp.lr_decay_steps
+
+        def staircase(step: int) -> float:
+            return decay ** (step // every)
+
+        return {
+            "p": Player(
+                self.lifter,
+                hp.lr,
+                weight_decay=hp.weight_decay,
+                max_grad_norm=hp.max_grad_norm,
+                lr_lambda=staircase,
+                interval="step",
+            )
+        }
+
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+        source = batch["source"]
+        loss = torch.nn.functional.mse_loss(self(source["pose2d"]), source["pose3d"])
+        self.player_step("p", loss)
         self.log("train/loss", loss, prog_bar=True)
         return loss
-
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(
-            self.lifter.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
-        decay, every = self.hparams.lr_decay, self.hparams.lr_decay_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: decay ** (step // every))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

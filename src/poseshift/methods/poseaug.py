@@ -13,362 +13,66 @@ paper disagree both are available and the code's choice is the default:
 Skeleton: poseshift's H36M-17 (16 bones) instead of the reference's 16 joints (15 bones).
 The 9 shared BL ratios map to bones by :data:`poseshift.augment.BL_GROUPS_H36M17` (the
 reference's thorax->head ratio scales both neck bones); the feedback joint groups put
-head_top where the reference has its head joint (see :data:`FEEDBACK_WEIGHTS_H36M17`).
+head_top where the reference has its head joint (see
+:data:`poseshift.adversarial.FEEDBACK_WEIGHTS_H36M17`).
 
 Departures from the reference that only cut work (no gradient changes): the G adversarial
 loss omits the constant ``MSE(D(real), 0)`` term (no gradient to G; the logged value lacks
 it); each D loss runs real and fake through one forward (the Ds have no BatchNorm); the
-feedback's reference pair is lifted without a graph and the BA and RT pairs share one batched
-pass (``batched_feedback``; in train mode BatchNorm then pools the statistics of those two
-batches, set it False for one pass each as the reference). Regularizer: the code's element-wise
-form (the paper's eq. 10 thresholds the mean instead); it is the one that produced the numbers.
+feedback's reference pair is lifted without a graph (it carries no gradient to G). The three
+feedback pairs go through the lifter in three passes, as the reference, so train-mode BatchNorm
+normalizes each pair with its own statistics; ``batched_feedback`` (off) sends the BA and RT
+pairs through one pass instead, which pools their BatchNorm statistics: a behaviour change, not
+a speed-up (measured side by side it saves nothing). Regularizer: the code's element-wise form
+(the paper's eq. 10 thresholds the mean instead); it is the one that produced the numbers.
+
+The networks live in :mod:`poseshift.models` (:class:`~poseshift.models.PoseAugmentor`,
+:class:`~poseshift.models.KCSDiscriminator`, :class:`~poseshift.models.PoseDiscriminator2D`),
+the losses, pool and feedback in :mod:`poseshift.adversarial`, the update mechanics in
+:class:`~poseshift.methods.adversarial.AdversarialModule`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import math
-import warnings
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
+from poseshift.adversarial import (
+    FakePool,
+    feedback_exp_loss,
+    feedback_matrix,
+    feedback_ratio_loss,
+    grouped_pose_error,
+    lsgan_discriminator_loss,
+    lsgan_generator_loss,
+    range_loss,
+    rectified_l2,
+)
 from poseshift.augment import (
-    BA_FROZEN_BONES_H36M17,
-    BL_GROUPS_H36M17,
     augmentation_stats,
-    bone_angle_perturb,
-    bone_length_scale,
-    bone_length_templates,
-    expand_shared,
-    group_matrix,
     in_frame,
+    in_view,
+    load_bone_templates,
+    median_bone_lengths,
     reproject,
-    rigid_transform,
     swap_bone_lengths,
 )
-from poseshift.geometry.bones import bone_lengths
-from poseshift.geometry.kcs import kcs, part_kcs
-from poseshift.geometry.skeleton import H36M17, Skeleton
-from poseshift.methods.base import LiftingModule
-from poseshift.models.blocks import ResidualMLP, kaiming_init_linear
+from poseshift.batches import TrainBatch
+from poseshift.loggers import log_figure, log_histograms
+from poseshift.methods.adversarial import AdversarialModule, Player
+from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
+from poseshift.models import KCSDiscriminator, PoseAugmentor, PoseDiscriminator2D
 
-SCRATCH = "scratch"  # ``pretrained`` value that trains the lifter from random weights on purpose
-
-# -- losses --------------------------------------------------------------------------------------
-
-
-def range_loss(
-    a: torch.Tensor, center: float | torch.Tensor, half_width: float | torch.Tensor
-) -> torch.Tensor:
-    """``mean[(a - m)^2 * 1{(a - m)^2 > w^2}]``: zero inside the band ``|a - m| <= w``, quadratic outside."""
-    d2 = (a - center) ** 2
-    return torch.where(d2 > half_width**2, d2, torch.zeros_like(d2)).mean()
+BUFFER_KEYS = ("aug2d", "aug3d", "keep", "real2d", "real3d")
+log = logging.getLogger(__name__)
 
 
-def rectified_l2(gamma: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Element-wise rectified L2 ``mean[g^2 * 1{g^2 > t^2}]`` (the code's form of the paper's eq. 10)."""
-    return range_loss(gamma, 0.0, threshold)
-
-
-def lsgan_loss(pred: torch.Tensor, target: float) -> torch.Tensor:
-    """Least-squares GAN loss ``mean[(D(x) - target)^2]`` (paper eq. 12)."""
-    return F.mse_loss(pred, torch.full_like(pred, target))
-
-
-def discriminator_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """LSGAN D loss ``0.5 [mean (D(real) - 1)^2 + mean D(fake)^2]``, real and fake in one forward.
-
-    One batched forward is exact because PoseAug's discriminators have no BatchNorm.
-    """
-    out = disc(torch.cat([real, fake]))
-    return 0.5 * (lsgan_loss(out[: len(real)], 1.0) + lsgan_loss(out[len(real) :], 0.0))
-
-
-def feedback_exp_loss(
-    aug_error: torch.Tensor, orig_error: torch.Tensor, beta: float | torch.Tensor
-) -> torch.Tensor:
-    """Paper eq. (9): ``mean |1 - exp(L(X') - beta L(X))|``."""
-    return (1 - torch.exp(aug_error - beta * orig_error)).abs().mean()
-
-
-def feedback_ratio_loss(
-    aug_error: torch.Tensor, orig_error: torch.Tensor, beta: float | torch.Tensor, band: float
-) -> torch.Tensor:
-    """The code's feedback: range loss on the error ratio ``L(X') / L(X)`` in ``beta +- band``."""
-    return range_loss(aug_error / orig_error, beta, band)
-
-
-# Feedback error weights and groups (METHODS.md 2.3) on H36M-17: the reference's 16-joint weights
-# with neck_nose (no counterpart) weighted 1 and in no group; head_top takes the head's place in G2.
-FEEDBACK_WEIGHTS_H36M17: tuple[float, ...] = (1, 5, 2, 1, 5, 2, 1, 1, 1, 1, 1, 5, 2, 1, 5, 2, 1)
-FEEDBACK_GROUPS_H36M17: tuple[tuple[int, ...], ...] = (
-    (1, 4, 11, 14),  # hips, shoulders
-    (2, 5, 10, 12, 15),  # knees, head top, elbows
-    (3, 6, 13, 16),  # ankles, wrists
-)
-
-
-def feedback_matrix(
-    weights: Sequence[float] = FEEDBACK_WEIGHTS_H36M17,
-    groups: Sequence[Sequence[int]] = FEEDBACK_GROUPS_H36M17,
-) -> torch.Tensor:
-    """(J, G) matrix M with ``errors @ M`` = the weighted per-group mean joint error."""
-    m = torch.zeros(len(weights), len(groups))
-    for g, joints in enumerate(groups):
-        for j in joints:
-            m[j, g] = weights[j] / len(joints)
-    return m
-
-
-def grouped_pose_error(pred: torch.Tensor, target: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """(B, G) weighted per-group mean Euclidean joint error (not squared), targets made root-relative."""
-    err = torch.linalg.vector_norm(pred - (target - target[..., :1, :]), dim=-1)
-    return err @ matrix
-
-
-# -- networks ------------------------------------------------------------------------------------
-
-
-def _noisy_mlp(in_features: int, out_features: int, width: int, num_stages: int) -> ResidualMLP:
-    # PoseAug's generator trunk: Linear+BN+LReLU then skip-free [Linear, BN, LReLU] x2 blocks
-    return ResidualMLP(
-        in_features,
-        out_features,
-        width=width,
-        num_stages=num_stages,
-        dropout=0.0,
-        residual=False,
-        activation=nn.LeakyReLU,
-    )
-
-
-class PoseAugmentor(nn.Module):
-    """The augmentor G: BA -> BL -> RT, each a noise-conditioned MLP on the *original* pose.
-
-    Args:
-        skeleton: joint layout.
-        width, num_stages: MLP width and blocks (reference 256, 2).
-        noise_dim: Gaussian noise size per sub-net (reference 48).
-        use_ba, use_bl, use_rt: ablation switches; a disabled op is the identity and has no weights.
-        blr_limit: BL residual bound, ``ratio = 1 + blr_limit * tanh(.)`` (reference 0.2).
-        bl_groups: bones sharing one BL ratio (left = right); entry 4 (spine->thorax) is held at 0.
-        ba_frozen: bones BA may not turn.
-    """
-
-    def __init__(
-        self,
-        skeleton: Skeleton = H36M17,
-        width: int = 256,
-        num_stages: int = 2,
-        noise_dim: int = 48,
-        use_ba: bool = True,
-        use_bl: bool = True,
-        use_rt: bool = True,
-        blr_limit: float = 0.2,
-        bl_groups: Sequence[Sequence[int]] = BL_GROUPS_H36M17,
-        ba_frozen: Sequence[int] = BA_FROZEN_BONES_H36M17,
-        bl_held_groups: Sequence[int] = (4,),
-    ) -> None:
-        super().__init__()
-        self.skeleton = skeleton
-        self.noise_dim = noise_dim
-        self.blr_limit = blr_limit
-        self.ba_frozen = tuple(ba_frozen)
-        j3, nb = 3 * skeleton.num_joints, skeleton.num_bones
-        self.register_buffer("bl_groups", group_matrix(bl_groups, nb), persistent=False)
-        held = torch.ones(len(bl_groups))
-        held[list(bl_held_groups)] = 0.0
-        self.register_buffer("bl_keep", held, persistent=False)
-        self.ba = _noisy_mlp(j3 + noise_dim, 3 * nb, width, num_stages) if use_ba else None
-        self.bl = _noisy_mlp(j3 + nb + noise_dim, len(bl_groups), width, num_stages) if use_bl else None
-        self.rot = _noisy_mlp(j3 + noise_dim, 3, width, num_stages) if use_rt else None
-        self.trans = _noisy_mlp(j3 + noise_dim, 3, width, num_stages) if use_rt else None
-        kaiming_init_linear(self)
-
-    def _with_noise(self, *features: torch.Tensor) -> torch.Tensor:
-        x = torch.cat(features, dim=-1)
-        return torch.cat([x, torch.randn(x.shape[0], self.noise_dim, device=x.device, dtype=x.dtype)], dim=-1)
-
-    def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Augment absolute camera-frame poses (B, J, 3).
-
-        Returns a dict: ``pose_ba``, ``pose_bl``, ``pose_rt`` (B, J, 3, absolute), ``ba_diff`` (B, nb),
-        ``blr`` (B, 9) shared BL residuals, ``ratios`` (B, nb), ``axis_angle`` and ``translation`` (B, 3).
-        """
-        b, nb = pose.shape[0], self.skeleton.num_bones
-        flat = (pose - pose[:, :1]).reshape(b, -1)  # every sub-net sees the original root-relative pose
-        out: dict[str, torch.Tensor] = {}
-        if self.ba is not None:
-            delta = self.ba(self._with_noise(flat)).reshape(b, nb, 3)
-            pose_ba, ba_diff = bone_angle_perturb(pose, delta, self.ba_frozen, self.skeleton)
-        else:
-            pose_ba, ba_diff = pose, pose.new_zeros(b, nb)
-        if self.bl is not None:
-            raw = self.bl(self._with_noise(flat, bone_lengths(pose, self.skeleton)))
-            blr = self.blr_limit * torch.tanh(raw * self.bl_keep)
-            ratios = 1 + expand_shared(blr, self.bl_groups)
-            pose_bl = bone_length_scale(pose_ba, ratios, self.skeleton)
-        else:
-            blr, ratios, pose_bl = pose.new_zeros(b, self.bl_groups.shape[0]), pose.new_ones(b, nb), pose_ba
-        if self.rot is not None and self.trans is not None:
-            axis_angle = math.pi * torch.tanh(self.rot(self._with_noise(flat)))
-            raw_t = self.trans(self._with_noise(flat))
-            # t is the new absolute root; t_z = raw^2 keeps it in front of the camera plane
-            translation = torch.cat([raw_t[:, :2], raw_t[:, 2:] ** 2], dim=-1)
-            pose_rt = rigid_transform(pose_bl, axis_angle, translation)
-        else:
-            axis_angle, translation, pose_rt = pose.new_zeros(b, 3), pose_bl[:, 0], pose_bl
-        out.update(
-            pose_ba=pose_ba,
-            ba_diff=ba_diff,
-            pose_bl=pose_bl,
-            blr=blr,
-            ratios=ratios,
-            axis_angle=axis_angle,
-            translation=translation,
-            pose_rt=pose_rt,
-        )
-        return out
-
-
-class GroupedLinear(nn.Module):
-    """P independent Linear layers applied to (N, P, in) at once (one batched matmul)."""
-
-    def __init__(self, groups: int, in_features: int, out_features: int) -> None:
-        super().__init__()
-        # kaiming_normal_ weights (fan_in) and PyTorch-default biases, as nn.Linear + kaiming_init_linear
-        self.weight = nn.Parameter(
-            torch.randn(groups, in_features, out_features) * math.sqrt(2.0 / in_features)
-        )
-        bound = 1.0 / math.sqrt(in_features)
-        self.bias = nn.Parameter(torch.empty(groups, out_features).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("npi,pio->npo", x, self.weight) + self.bias
-
-
-class KCSDiscriminator(nn.Module):
-    """D3d: one "KCS path" per body part on part-aware KCS (or one on the whole-body KCS).
-
-    Path: L(in->w), LReLU -> L(w->w), LReLU -> L(w->w) + skip from the first output ->
-    LReLU(L(w->100)) -> L(100->1). Output (B, P) logits (P = 5 parts, or 1 with ``mode="full"``).
-
-    Args:
-        skeleton: joint layout with ``parts`` (correct left/right labels).
-        mode: ``"part"`` (PoseAug's part-aware KCS, unit bones) or ``"full"`` (Wandt's KCS with
-            bone lengths, the Table 7 ablation).
-        width: path width (reference 256, the class default 1000 is overridden there).
-    """
-
-    def __init__(
-        self, skeleton: Skeleton = H36M17, mode: str = "part", width: int = 256, mid: int = 100
-    ) -> None:
-        super().__init__()
-        if mode not in ("part", "full"):
-            raise ValueError(f"KCS mode must be 'part' or 'full', got {mode!r}")
-        self.skeleton, self.mode = skeleton, mode
-        p = len(skeleton.parts) if mode == "part" else 1
-        nb2 = skeleton.num_bones**2
-        self.l1, self.l2, self.l3 = (
-            GroupedLinear(p, nb2, width),
-            GroupedLinear(p, width, width),
-            GroupedLinear(p, width, width),
-        )
-        self.l4, self.l5 = GroupedLinear(p, width, mid), GroupedLinear(p, mid, 1)
-        self.act = nn.LeakyReLU()
-
-    def features(self, pose: torch.Tensor) -> torch.Tensor:
-        """(B, J, 3) -> (B, P, nb*nb) KCS features."""
-        if self.mode == "part":
-            k = part_kcs(pose, self.skeleton)
-        else:
-            k = kcs(pose, self.skeleton).unsqueeze(1)
-        return k.flatten(-2)
-
-    def forward(self, pose: torch.Tensor) -> torch.Tensor:
-        x = self.features(pose)
-        h1 = self.act(self.l1(x))
-        h3 = self.l3(self.act(self.l2(h1))) + h1
-        return self.l5(self.act(self.l4(h3))).squeeze(-1)
-
-
-class PoseDiscriminator2D(nn.Module):
-    """D2d on the screen-normalized 2D pose (not root-centred, so it sees position and scale)."""
-
-    def __init__(self, num_joints: int = H36M17.num_joints, width: int = 100) -> None:
-        super().__init__()
-        self.l1, self.l2, self.l3 = (
-            nn.Linear(2 * num_joints, width),
-            nn.Linear(width, width),
-            nn.Linear(width, width),
-        )
-        self.l4, self.l5, self.out = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, 1)
-        self.act = nn.LeakyReLU()
-        kaiming_init_linear(self)
-
-    def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
-        x = pose2d.reshape(pose2d.shape[0], -1)
-        d1 = self.act(self.l1(x))
-        d3 = self.act(self.l3(self.act(self.l2(d1))) + d1)
-        return self.out(self.act(self.l5(self.l4(d3))))
-
-
-class FakePool(nn.Module):
-    """Shrivastava et al.'s history of fakes (PoseAug's ``Sample_from_Pool``), vectorized.
-
-    Until ``capacity`` samples are stored, incoming samples are stored and returned. Once full,
-    each incoming sample is returned with p = 0.5, else a random stored sample is returned and
-    replaced by it. The state is two buffers, so it is in ``state_dict`` and checkpoints.
-    Vectorization differs from the per-sample loop only when two samples of one batch pick
-    the same slot: both then return that slot's old content and one of them is stored.
-    """
-
-    def __init__(self, capacity: int, shape: Sequence[int]) -> None:
-        super().__init__()
-        self.capacity = capacity
-        self.register_buffer("items", torch.zeros(capacity, *shape))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach()
-        n, free = x.shape[0], self.capacity - int(self.count)
-        k = min(n, max(free, 0))
-        if k:
-            self.items[int(self.count) : int(self.count) + k] = x[:k]
-            self.count += k
-        if k == n:
-            return x
-        rest = x[k:]
-        swap = torch.rand(len(rest), device=x.device) < 0.5
-        slots = torch.randint(self.capacity, (len(rest),), device=x.device)
-        old = self.items[slots]
-        out = torch.where(swap.view(-1, *([1] * (x.dim() - 1))), old, rest)
-        self.items[slots[swap]] = rest[swap]
-        return torch.cat([x[:k], out])
-
-
-# -- the LightningModule ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _frozen(*modules: nn.Module | None) -> Iterator[None]:
-    """Temporarily stop weight gradients of ``modules`` (the reference's ``set_grad(.., False)``)."""
-    params = [p for m in modules if m is not None for p in m.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-class PoseAug(LiftingModule):
+class PoseAug(AdversarialModule):
     """PoseAug: lifter + augmentor G + discriminators D3d (part-aware KCS) and D2d.
 
     One ``training_step`` (manual optimization) on a source batch, as the reference:
@@ -377,61 +81,97 @@ class PoseAug(LiftingModule):
        per-epoch swap; the lifter's own *real* pairs stay unswapped);
     2. **G step**: augment (BA -> BL -> RT), re-project with each sample's camera, loss
        ``w2d * L_adv(D2d(x_rt)) + w3d * L_adv(D3d(X_ba)) + wdiff * L_reg (+ L_fb after warm-up)``;
-    3. every ``d_every`` steps: **D3d step** (real: swapped 3D drawn independently; fake:
+    3. every ``d_every`` G steps: **D3d step** (real: swapped 3D drawn independently; fake:
        ``X_ba`` through the pool), then **D2d step** (real: their projections, optionally mixed
-       with extra target 2D; fake: ``x_rt`` through the pool);
+       with target-domain 2D; fake: ``x_rt`` through the pool);
     4. **estimator**: keep the in-frame augmented pairs; ``"epoch"`` schedule: buffer them and,
-       on the epoch's last batch, one pass over the buffer then one over the real pairs;
+       after the epoch's last batch, one pass over the buffer then one over the real pairs;
        ``"iteration"``: one step on augmented + real pairs now. Both only after warm-up.
 
     Schedulers (linear decay ``1 - e/(E+1)``) step once per epoch. Gradients of each player
-    are clipped to ``max_grad_norm``. Under DDP each player's gradients are averaged explicitly
-    (the DDP reducer is bypassed), so no unused-parameter handling is needed.
+    are clipped to ``max_grad_norm``.
 
     With manual optimization Lightning's ``global_step`` counts the steps of every optimizer (up
     to four per batch, plus the epoch-end estimator passes): bound runs with ``max_epochs`` and
     ``limit_train_batches``; :attr:`global_step_g` counts G steps like the reference.
 
     Args:
-        backbone, backbone_kwargs: the lifter (see :class:`LiftingModule`).
+        backbone: the lifter architecture (see :class:`~poseshift.methods.base.LiftingModule`).
+        backbone_kwargs: constructor arguments of the lifter.
         pretrained: path to a :class:`~poseshift.methods.Baseline` checkpoint whose lifter
-            weights start the lifter (the reference requires one); a fresh ``fit`` without one
-            is refused, ``"scratch"`` trains the lifter from random weights on purpose.
-        lr_g, lr_d, lr_p: Adam learning rates of G, both Ds and the lifter (reference 1e-4;
-            lr_p 1e-3 for SemGCN).
+            weights start the lifter (the reference requires one): a fresh ``fit`` without one
+            is refused; ``"scratch"`` trains the lifter from random weights on purpose.
+        lr_g: Adam learning rate of G (reference 1e-4).
+        lr_d: Adam learning rate of both discriminators (1e-4).
+        lr_p: Adam learning rate of the lifter (1e-4; 1e-3 for SemGCN).
         epochs: E of the LR decay and the beta schedule; ``None`` = ``trainer.max_epochs``.
         warmup: epochs of GAN-only training (no feedback, no estimator updates) (2).
+        schedule_steps: count the LR decay and the beta ramp in G steps over this many G steps
+            instead of in epochs over ``epochs`` (the reference runs ~75,000 G steps: 50 epochs
+            of ~1,500); every player's LR then decays per G step. ``None`` = per epoch (code).
+        warmup_steps: warm-up length in G steps instead of ``warmup`` epochs (the reference's 2
+            epochs are ~3,000 G steps); ``None`` = ``warmup`` epochs.
         d_every: D steps once per this many G steps (``df`` = 2).
         max_grad_norm: gradient clip of every player (1).
-        use_ba, use_bl, use_rt, use_feedback, use_d2d, use_d3d: ablation switches (Tables 5, 6).
+        use_ba: bone-angle augmentation (Table 5 ablation switch).
+        use_bl: bone-length augmentation.
+        use_rt: rotation and translation augmentation.
+        use_feedback: the lifter-error feedback loss.
+        use_d2d: the 2D discriminator (Table 6).
+        use_d3d: the 3D discriminator (Table 6).
         kcs_mode: ``"part"`` or ``"full"`` D3d input (Table 7).
         d3d_input: which pose D3d judges: ``"ba"`` (reference: BA output only) or ``"rt"``.
         feedback: ``"ratio"`` (code) or ``"exp"`` (paper eq. 9).
-        beta_ba, beta_rt: (start, end) of the linear beta schedules (3 -> 5, 17 -> 17).
-        band_ba, band_rt: half widths of the ratio bands (2, 15).
-        w_fb_ba, w_fb_rt: feedback weights (0.1, 0.01).
-        w_adv2d, w_adv3d, w_reg: G loss weights (1, 6, 3).
+        beta_ba: (start, end) of the linear BA beta schedule (3 -> 5).
+        beta_rt: (start, end) of the RT beta schedule (17 -> 17).
+        band_ba: half width of the BA ratio band (2).
+        band_rt: half width of the RT ratio band (15).
+        w_fb_ba: weight of the BA feedback term (0.1).
+        w_fb_rt: weight of the RT feedback term (0.01).
+        w_adv2d: weight of G's D2d term (1).
+        w_adv3d: weight of G's D3d term (6).
+        w_reg: weight of the BA/BL regularizer (3).
         ba_range: (centre, half width) of the band on the mean BA ``1 - cos`` (0.205, 0.165).
         blr_reg: rectified-L2 threshold on the BL residuals (0.1).
         blr_limit: BL residual bound (0.2).
-        g_width, g_stages, noise_dim: generator MLP size (256, 2, 48).
+        g_width: generator MLP width (256).
+        g_stages: generator MLP blocks (2).
+        noise_dim: noise size per generator sub-net (48).
         d3d_width: KCS path width (256).
         pool_size: fake pool capacity per D (4096).
         template_swap: give G inputs and D-real poses random per-subject bone-length templates.
-        bone_templates: explicit (T, nb) templates in metres; ``None`` = per-subject medians of
-            the source training set (for H36M that is the reference's S1/5/6/7/8 table).
-        extra_2d: name of an unlabeled target 2D set of the DataModule mixed into D2d's real
-            samples ("+Extra2D"); ``extra_2d_fraction`` of each real batch comes from it.
+        bone_templates: explicit (T, nb) templates in metres (first choice when given).
+        bone_templates_file: (T, nb) templates in metres from an ``.npy`` or ``.npz`` (key
+            ``templates``), e.g. the reference's ``hm36s15678_bl_templates`` (second choice).
+        template_subjects: per-subject median templates of these subjects, asked from the
+            DataModule (H36M's files hold every subject), e.g. ``[S1, S5, S6, S7, S8]``: the
+            reference swaps in those five even when it trains on S1 alone (third choice).
+            ``None`` of the three = the training split's own subjects (for the full H36M protocol
+            that is the reference's S1/5/6/7/8 table; for S1 alone a single template, no swap).
+        extra_2d: "+Extra2D": mix the batch's unlabeled target-domain 2D (``batch["target"]``,
+            served when the DataModule has ``train_target`` set) into D2d's real samples.
+        extra_2d_fraction: fraction of each D2d real batch that comes from the target 2D.
         estimator_schedule: ``"epoch"`` (code) or ``"iteration"`` (paper).
         estimator_batch_size: batch of the epoch-end passes (``None`` = the training batch size).
-        batched_feedback: one lifter pass over the three feedback pairs instead of three.
+        batched_feedback: one lifter pass over the BA and RT feedback pairs instead of two; train-mode
+            BatchNorm then pools the two batches' statistics (a behaviour change; the reference
+            and the default use one pass per pair).
         feedback_train_mode: keep the lifter in train() mode during feedback (reference: True).
         in_frame_lower: also drop augmented pairs with a coordinate < -1 (reference: False).
-        log_every_n_steps_hist: steps between augmentation histograms (0 disables).
+        in_frame_filter: which augmented pairs the lifter trains on: ``"reference"`` (no 2D
+            coordinate above 1 after the clamped projection; about 40 % of the pairs kept at
+            initialisation have a clamped joint whose 2D does not match its 3D) or ``"strict"``
+            (also every joint in front of the camera and unclamped, :func:`~poseshift.augment.in_view`).
+            Both kept fractions are logged.
+        log_every_n_steps_hist: G steps between augmentation histograms (0 disables).
         figure_every_n_epochs: epochs between Figure-7 plots (0 disables).
+        evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
+        finite_check_every: player steps between host checks that losses and gradients are finite
+            (``None``: every step on CPU, every 100 on an accelerator).
     """
 
-    needs_finite_epochs = True  # the LR decay and the beta schedule run over the epochs
+    needs_finite_epochs = True  # the LR decay and the beta ramp run over a planned length
+    requires_pretrained = True  # the reference always starts from a trained baseline
 
     def __init__(
         self,
@@ -443,6 +183,8 @@ class PoseAug(LiftingModule):
         lr_p: float = 1e-4,
         epochs: int | None = None,
         warmup: int = 2,
+        schedule_steps: int | None = None,
+        warmup_steps: int | None = None,
         d_every: int = 2,
         max_grad_norm: float = 1.0,
         use_ba: bool = True,
@@ -473,38 +215,36 @@ class PoseAug(LiftingModule):
         pool_size: int = 4096,
         template_swap: bool = True,
         bone_templates: list[list[float]] | None = None,
-        extra_2d: str | None = None,
+        bone_templates_file: str | None = None,
+        template_subjects: list[str] | None = None,
+        extra_2d: bool = False,
         extra_2d_fraction: float = 0.5,
         estimator_schedule: str = "epoch",
         estimator_batch_size: int | None = None,
-        batched_feedback: bool = True,
+        batched_feedback: bool = False,
         feedback_train_mode: bool = True,
         in_frame_lower: bool = False,
+        in_frame_filter: str = "reference",
         log_every_n_steps_hist: int = 0,
         figure_every_n_epochs: int = 0,
-        pck_joints: str = "all",
-        flip_test: bool = False,
-        monitor: str = "val/mpjpe",
-        per_action: bool = False,
+        evaluation: Evaluation = DEFAULT_EVALUATION,
+        finite_check_every: int | None = None,
     ) -> None:
-        super().__init__(
-            backbone,
-            backbone_kwargs,
-            pck_joints=pck_joints,
-            flip_test=flip_test,
-            monitor=monitor,
-            per_action=per_action,
-        )
+        super().__init__(backbone, backbone_kwargs, evaluation, pretrained, finite_check_every)
         if feedback not in ("ratio", "exp"):
             raise ValueError(f"feedback must be 'ratio' or 'exp', got {feedback!r}")
         if estimator_schedule not in ("epoch", "iteration"):
             raise ValueError(f"estimator_schedule must be 'epoch' or 'iteration', got {estimator_schedule!r}")
         if d3d_input not in ("ba", "rt"):
             raise ValueError(f"d3d_input must be 'ba' or 'rt', got {d3d_input!r}")
+        if in_frame_filter not in ("reference", "strict"):
+            raise ValueError(f"in_frame_filter must be 'reference' or 'strict', got {in_frame_filter!r}")
+        for name, value in (("schedule_steps", schedule_steps), ("warmup_steps", warmup_steps)):
+            if value is not None and value < (1 if name == "schedule_steps" else 0):
+                raise ValueError(f"{name} must be a positive number of G steps or null, got {value}")
         if not (use_ba or use_bl or use_rt):
             raise ValueError("PoseAug needs at least one of BA, BL, RT; use Baseline for none")
         self.save_hyperparameters()
-        self.automatic_optimization = False
         sk = self.skeleton
         self.generator = PoseAugmentor(sk, g_width, g_stages, noise_dim, use_ba, use_bl, use_rt, blr_limit)
         self.d3d = KCSDiscriminator(sk, kcs_mode, d3d_width) if use_d3d else None
@@ -518,69 +258,76 @@ class PoseAug(LiftingModule):
             torch.tensor(bone_templates) if bone_templates is not None else torch.empty(0, sk.num_bones)
         )
         self.register_buffer("templates", templates)
-        self.register_buffer("g_steps", torch.zeros((), dtype=torch.long))  # the reference's train_iter_num
-        self._opt_names = list(self._players())  # optimizer order: g, d3d, d2d, p
-        # per-process data stores (not state): D-real source poses, extra target 2D, epoch buffer
-        self._real3d: torch.Tensor | None = None
+        # per-process stores (not state): D-real source poses on the device, the epoch buffer
+        self._real_pose: torch.Tensor | None = None
         self._real_cam: torch.Tensor | None = None
-        self._extra2d: torch.Tensor | None = None
-        self._buffer: dict[str, list[torch.Tensor]] = {"aug2d": [], "aug3d": [], "real2d": [], "real3d": []}
-        self._stats: list[dict[str, torch.Tensor]] = []
+        self._buffer: dict[str, list[torch.Tensor]] = {k: [] for k in BUFFER_KEYS}
+        self._stats: list[torch.Tensor] = []
 
-    # -- setup ------------------------------------------------------------------------------------
-    def load_pretrained(self, path: str) -> None:
-        """Load the lifter weights of a Baseline (or any LiftingModule) checkpoint."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        state = state.get("state_dict", state)
-        lifter = {k[len("lifter.") :]: v for k, v in state.items() if k.startswith("lifter.")}
-        if not lifter:
-            raise ValueError(f"{path}: no 'lifter.*' weights found (is it a poseshift checkpoint?)")
-        self.lifter.load_state_dict(lifter)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        if stage != "fit":
-            return
-        # a fresh fit starts from the pretrained baseline; a resumed one restores its own
-        # checkpoint, and loading a finished model never needs the baseline file
-        if self.trainer.ckpt_path is None:
-            pretrained = self.hparams.pretrained
-            if pretrained is None:
-                raise ValueError(
-                    "--model.init_args.pretrained: PoseAug starts from a trained baseline of the same "
-                    "backbone (as the reference does); pass its checkpoint (poseshift fit --config "
-                    "experiments/baseline/...), or `scratch` to train the lifter from random weights"
-                )
-            if pretrained != SCRATCH:
-                self.load_pretrained(pretrained)
-        sets = getattr(getattr(self.trainer, "datamodule", None), "sets", None)
-        train = getattr(sets, "train", None)
-        if train is None or train.pose3d is None:
-            return  # no access to the whole source set: D-real poses come from the batch itself
-        pose = torch.as_tensor(train.pose3d) + torch.as_tensor(train.root3d)[:, None]
-        self._real3d, self._real_cam = pose, torch.as_tensor(train.intrinsics)
-        if self.templates.numel() == 0 and self.hparams.template_swap:
-            self.templates = bone_length_templates(pose, torch.as_tensor(train.subject), self.skeleton)
-        name = self.hparams.extra_2d
-        if name is not None:
-            if name not in sets.target_train:
-                raise ValueError(
-                    f"extra_2d={name!r} is not a target set; available: {list(sets.target_train)}"
-                )
-            self._extra2d = torch.as_tensor(sets.target_train[name].pose2d)
-
-    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
-        """Adam for G, D3d, D2d, lifter (those that exist), each with the reference's linear decay."""
+    # -- players and data -------------------------------------------------------------------------
+    def configure_players(self) -> dict[str, Player]:
+        """G, D3d, D2d (those that exist) and the lifter, each Adam with the reference's linear decay."""
         hp = self.hparams
-        lrs = {"g": hp.lr_g, "d3d": hp.lr_d, "d2d": hp.lr_d, "p": hp.lr_p}
-        opts = [torch.optim.Adam(self._players()[n].parameters(), lr=lrs[n]) for n in self._opt_names]
-        total = self._epochs()
-        scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda e: 1.0 - e / (total + 1)) for o in opts]
-        return opts, scheds
+        # the reference's linear decay 1 - e / (E + 1), over epochs or, per G step, over G steps
+        total = hp.schedule_steps if hp.schedule_steps is not None else self._epochs()
+        interval = "g" if hp.schedule_steps is not None else "epoch"
 
-    def _players(self) -> dict[str, nn.Module]:
-        players = {"g": self.generator, "d3d": self.d3d, "d2d": self.d2d, "p": self.lifter}
-        return {k: v for k, v in players.items() if v is not None}
+        def decay(count: int) -> float:
+            return 1.0 - min(count, total) / (total + 1)
+
+        nets = {"g": (self.generator, hp.lr_g), "d3d": (self.d3d, hp.lr_d), "d2d": (self.d2d, hp.lr_d)}
+        nets["p"] = (self.lifter, hp.lr_p)
+        return {
+            name: Player(module, lr, max_grad_norm=hp.max_grad_norm, lr_lambda=decay, interval=interval)
+            for name, (module, lr) in nets.items()
+            if module is not None
+        }
+
+    def on_fit_start(self) -> None:
+        # the D-real pool: the whole source training set, moved to the device once
+        if self.data_source is None:
+            return  # no access to the whole source set: D-real poses come from the batch itself
+        train = self.training_poses()
+        pose = train["pose3d"] + train["root3d"][:, None]
+        if self.templates.numel() == 0 and self.hparams.template_swap:
+            self.templates = self._bone_templates(pose, train["subject"]).to(self.device)
+        self._real_pose, self._real_cam = pose.to(self.device), train["intrinsics"].to(self.device)
+
+    def _bone_templates(self, pose: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        if hp.bone_templates_file:
+            return load_bone_templates(hp.bone_templates_file, self.skeleton)
+        if hp.template_subjects:
+            accessor = getattr(self.data_source, "bone_length_templates", None)
+            if accessor is None:
+                raise ValueError(
+                    f"template_subjects: {type(self.data_source).__name__} cannot give bone-length "
+                    "templates of named subjects; use bone_templates_file instead"
+                )
+            return accessor(list(hp.template_subjects))
+        return median_bone_lengths(pose, subject, self.skeleton)
+
+    def on_train_start(self) -> None:
+        steps = self.hparams.schedule_steps
+        batches = self.trainer.num_training_batches
+        planned = (self.trainer.max_epochs or 0) * batches if math.isfinite(batches) else 0
+        if steps is not None and planned > 0 and planned != steps:
+            log.warning(
+                "PoseAug: the LR decay and the beta ramp run over schedule_steps=%d G steps, but the "
+                "trainer runs %d (max_epochs x batches per epoch)",
+                steps,
+                planned,
+            )
+
+    def epochs_needed(self) -> str | None:
+        hp = self.hparams
+        if hp.schedule_steps is None and hp.epochs is None:  # E would silently fall back to 50
+            return (
+                "PoseAug's LR decay and beta ramp run over trainer.max_epochs (model.init_args.epochs "
+                "is null); set --trainer.max_epochs N, --model.init_args.epochs E or "
+                "--model.init_args.schedule_steps S"
+            )
+        return None
 
     def _epochs(self) -> int:
         if self.hparams.epochs is not None:
@@ -589,16 +336,16 @@ class PoseAug(LiftingModule):
         max_epochs = getattr(trainer, "max_epochs", None) if trainer is not None else None
         return int(max_epochs) if max_epochs and max_epochs > 0 else 50
 
-    def _opt(self, name: str) -> Any:
-        opts = self.optimizers()
-        opts = opts if isinstance(opts, list) else [opts]
-        return opts[self._opt_names.index(name)]
-
     # -- schedules ----------------------------------------------------------------------------------
     @property
     def epoch(self) -> int:
         """The reference's 1-based epoch counter (its epoch 0 is evaluation only)."""
         return self.current_epoch + 1
+
+    @property
+    def global_step_g(self) -> int:
+        """G steps taken so far (the reference's ``train_iter_num``); kept in the checkpoint."""
+        return self.steps_of("g")
 
     def beta_at(self, epoch: int) -> torch.Tensor:
         """(beta_ba, beta_rt) at a 1-based epoch: linear from start (epoch 0) to end (epoch E)."""
@@ -610,101 +357,175 @@ class PoseAug(LiftingModule):
             ]
         )
 
+    def beta_at_fraction(self, fraction: float) -> tuple[float, float]:
+        """(beta_ba, beta_rt) a ``fraction`` of the way through the schedule."""
+        hp = self.hparams
+        return (
+            hp.beta_ba[0] + (hp.beta_ba[1] - hp.beta_ba[0]) * fraction,
+            hp.beta_rt[0] + (hp.beta_rt[1] - hp.beta_rt[0]) * fraction,
+        )
+
     @property
     def after_warmup(self) -> bool:
+        """Feedback and lifter updates are on: after ``warmup`` epochs, or ``warmup_steps`` G steps."""
+        if self.hparams.warmup_steps is not None:
+            return self.global_step_g >= self.hparams.warmup_steps
         return self.epoch > self.hparams.warmup
 
     def on_train_epoch_start(self) -> None:
-        self.beta.copy_(self.beta_at(self.epoch))
-        self.log("poseaug/beta_ba", self.beta[0])
-        self.log("poseaug/beta_rt", self.beta[1])
+        if self.hparams.schedule_steps is None:
+            self.beta.copy_(self.beta_at(self.epoch))
+            self.log("poseaug/beta_ba", self.beta[0])
+            self.log("poseaug/beta_rt", self.beta[1])
 
-    def on_train_epoch_end(self) -> None:
-        scheds = self.lr_schedulers()
-        with warnings.catch_warnings():
-            # The reference steps every player's scheduler each epoch, also when that player's
-            # optimizer did not step (the lifter during warm-up): torch then warns about the call
-            # order, which is intended here.
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
-            for sched in scheds if isinstance(scheds, list) else [scheds]:
-                sched.step()
-        self._sync_lifter_buffers()
-        if (
-            self._stats
-            and self.hparams.figure_every_n_epochs
-            and self.epoch % self.hparams.figure_every_n_epochs == 0
-        ):
-            self._log_figure()
-        self._stats.clear()
-
-    # -- distributed helpers ------------------------------------------------------------------------
-    @property
-    def _distributed(self) -> bool:
-        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-    def _sync_grads(self, module: nn.Module) -> None:
-        """Average one player's gradients over processes (one all-reduce of a flat buffer)."""
-        if not self._distributed:
-            return
-        params = [p for p in module.parameters() if p.requires_grad]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= dist.get_world_size()
-        offset = 0
-        for p in params:
-            n = p.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
-            offset += n
-
-    def _sync_lifter_buffers(self) -> None:
-        # BN statistics are not broadcast when the reducer is bypassed; align them for evaluation
-        if self._distributed:
-            for buf in self.lifter.buffers():
-                dist.broadcast(buf, src=0)
-
-    def _no_reducer(self) -> contextlib.AbstractContextManager:
-        # Bypass the DDP reducer: it expects every parameter's gradient after each backward,
-        # which a multi-player step never provides. Gradients are averaged by _sync_grads.
-        block = getattr(self.trainer.strategy, "block_backward_sync", None)
-        return block() if block is not None else contextlib.nullcontext()
-
-    def _step(self, name: str, module: nn.Module, loss: torch.Tensor) -> None:
-        """zero_grad -> backward -> average over processes -> clip -> Adam step, for one player."""
-        opt = self._opt(name)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        self._sync_grads(module)
-        if self.hparams.max_grad_norm:
-            self.clip_gradients(
-                opt, gradient_clip_val=self.hparams.max_grad_norm, gradient_clip_algorithm="norm"
+    # -- the algorithm ------------------------------------------------------------------------------
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
+        hp = self.hparams
+        source = batch["source"]
+        cam = source["intrinsics"]
+        iteration = self.global_step_g  # the reference's train_iter_num before this G step
+        warm = self.after_warmup  # one answer for the whole iteration (it may flip at its G step)
+        if hp.schedule_steps is not None:  # beta follows G steps: during G step k, k / S of the ramp
+            beta_ba, beta_rt = self.beta_at_fraction(
+                min(iteration + 1, hp.schedule_steps) / hp.schedule_steps
             )
-        opt.step()
+            self.beta[0].fill_(beta_ba)
+            self.beta[1].fill_(beta_rt)
+            self.log_dict({"poseaug/beta_ba": beta_ba, "poseaug/beta_rt": beta_rt})
 
-    # -- data -----------------------------------------------------------------------------------
+        # 1. the G input: source 3D with random bone-length templates, re-projected
+        pose = self._swap(source["pose3d"] + source["root3d"][:, None])
+        pose2d = reproject(pose, cam)
+
+        # 2. augmentor step (only G's weights get gradients)
+        aug = self.generator(pose)
+        aug2d_ba, aug2d_rt = reproject(aug["pose_ba"], cam), reproject(aug["pose_rt"], cam)
+        fake3d = aug["pose_ba"] if hp.d3d_input == "ba" else aug["pose_rt"]
+        losses: dict[str, torch.Tensor] = {}
+        if self.d3d is not None:
+            losses["adv3d"] = lsgan_generator_loss(self.d3d(fake3d), hp.w_adv3d)
+        if self.d2d is not None:
+            losses["adv2d"] = lsgan_generator_loss(self.d2d(aug2d_rt), hp.w_adv2d)
+        losses["reg"] = hp.w_reg * self.regularizer(aug)
+        if hp.use_feedback and warm:
+            orig, ba, rt = self.feedback_errors(
+                [(pose2d, pose), (aug2d_ba, aug["pose_ba"]), (aug2d_rt, aug["pose_rt"])]
+            )
+            losses["feedback"] = self.feedback_loss(orig, ba, rt)
+            self.log_dict({"poseaug/ratio_ba": (ba / orig).mean(), "poseaug/ratio_rt": (rt / orig).mean()})
+        g_loss = self.player_step("g", losses)
+        self.log_dict({f"train/g_{k}": v.detach() for k, v in losses.items()})
+        self.log("train/g_loss", g_loss.detach(), prog_bar=True)
+
+        # 3. discriminator steps every d_every G steps (fakes are detached: G is untouched)
+        if iteration % hp.d_every == 0 and (self.d3d is not None or self.d2d is not None):
+            real3d, real2d = self._draw_real(pose, cam, batch.get("target"))
+            if self.d3d is not None:
+                d_loss = self.player_step(
+                    "d3d", lsgan_discriminator_loss(self.d3d, real3d, self.pool3d(fake3d.detach()))
+                )
+                self.log("train/d3d_loss", d_loss.detach())
+            if self.d2d is not None:
+                d_loss = self.player_step(
+                    "d2d", lsgan_discriminator_loss(self.d2d, real2d, self.pool2d(aug2d_rt.detach()))
+                )
+                self.log("train/d2d_loss", d_loss.detach())
+
+        # 4. estimator: in-frame augmented pairs (root-relative targets) and the real pairs
+        keep_reference = in_frame(aug2d_rt, lower=hp.in_frame_lower)
+        keep_strict = keep_reference & in_frame(aug2d_rt, lower=True) & in_view(aug["pose_rt"].detach())
+        keep = keep_strict if hp.in_frame_filter == "strict" else keep_reference
+        aug2d, aug3d = aug2d_rt.detach(), aug["pose_rt"].detach()
+        aug3d = aug3d - aug3d[:, :1]
+        self.log("poseaug/kept_fraction", keep.float().mean())
+        self.log("poseaug/kept_fraction_reference", keep_reference.float().mean())
+        self.log("poseaug/kept_fraction_strict", keep_strict.float().mean())
+        self._record_stats(aug)
+        if not warm:
+            return  # the lifter is not trained during warm-up
+        if hp.estimator_schedule == "iteration":
+            # boolean selection waits for the device; the paper's schedule needs it every step
+            x2d = torch.cat([aug2d[keep], source["pose2d"]])
+            x3d = torch.cat([aug3d[keep], source["pose3d"]])
+            p_loss = self.player_step("p", F.mse_loss(self.lifter(x2d), x3d))
+            self.log("train/p_loss", p_loss.detach(), prog_bar=True)
+        else:  # buffered whole, filtered once per epoch
+            for key, value in zip(
+                BUFFER_KEYS, (aug2d, aug3d, keep, source["pose2d"], source["pose3d"]), strict=True
+            ):
+                self._buffer[key].append(value.detach())
+
+    def on_train_epoch_batches_end(self) -> None:
+        # the code's schedule: one pass over the epoch's in-frame augmented pairs, then one over
+        # the real pairs, before the epoch's evaluation
+        if self.hparams.estimator_schedule != "epoch" or not self._buffer["keep"]:
+            return
+        bs = self.hparams.estimator_batch_size or int(self._buffer["real2d"][0].shape[0])
+        keep = torch.cat([t.to(self.device) for t in self._buffer["keep"]])
+        aug2d, aug3d = (
+            torch.cat([t.to(self.device) for t in self._buffer[k]])[keep] for k in ("aug2d", "aug3d")
+        )
+        real2d, real3d = (
+            torch.cat([t.to(self.device) for t in self._buffer[k]]) for k in ("real2d", "real3d")
+        )
+        self.log("train/p_loss_aug", self.estimator_pass(aug2d, aug3d, bs))
+        self.log("train/p_loss_real", self.estimator_pass(real2d, real3d, bs))
+        for v in self._buffer.values():
+            v.clear()
+
+    def estimator_pass(self, x2d: torch.Tensor, x3d: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """One shuffled pass of lifter steps over (2D, 3D) pairs; returns the mean loss."""
+        n = len(x2d)
+        if self._distributed:  # equal step counts on every process, or the all-reduces deadlock
+            count = torch.tensor(n, device=x2d.device)
+            dist.all_reduce(count, op=dist.ReduceOp.MIN)
+            n = int(count)
+        if n == 0:
+            return torch.zeros((), device=x2d.device)
+        perm = torch.randperm(len(x2d), device=x2d.device)[:n]
+        total = x2d.new_zeros(())
+        steps = 0
+        self.lifter.train()
+        for start in range(0, n, batch_size):
+            idx = perm[start : start + batch_size]
+            if len(idx) < 2:  # BatchNorm cannot train on one sample (the reference skips it too)
+                break
+            loss = self.player_step("p", F.mse_loss(self.lifter(x2d[idx]), x3d[idx]))
+            total, steps = total + loss.detach(), steps + 1
+        return total / max(steps, 1)
+
+    # -- pieces of the step ---------------------------------------------------------------------------
     def _swap(self, pose: torch.Tensor) -> torch.Tensor:
         if not self.hparams.template_swap or self.templates.numel() == 0:
             return pose
         return swap_bone_lengths(pose, self.templates)
 
-    def _draw_real(self, pose: torch.Tensor, cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real samples for the Ds: swapped source poses drawn independently of the G batch, and their 2D."""
+    def _draw_real(
+        self, pose: torch.Tensor, cam: torch.Tensor, target: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real samples for the Ds: swapped source poses drawn independently of the G batch, their 2D
+        (a ``extra_2d_fraction`` of it replaced by target-domain 2D with ``extra_2d``)."""
         n = pose.shape[0]
-        if self._real3d is not None:
-            idx = torch.randint(len(self._real3d), (n,))
-            pose, cam = self._real3d[idx].to(pose), self._real_cam[idx].to(cam)
+        if self._real_pose is not None:
+            idx = torch.randint(len(self._real_pose), (n,), device=self._real_pose.device)
+            pose, cam = self._real_pose[idx], self._real_cam[idx]
         else:
             perm = torch.randperm(n, device=pose.device)
             pose, cam = pose[perm], cam[perm]
         pose = self._swap(pose)
         real2d = reproject(pose, cam)
-        if self._extra2d is not None and self.hparams.extra_2d_fraction > 0:
-            k = int(round(n * self.hparams.extra_2d_fraction))
-            extra = self._extra2d[torch.randint(len(self._extra2d), (k,))].to(real2d)
-            real2d = torch.cat([extra, real2d[k:]])
+        if self.hparams.extra_2d and self.hparams.extra_2d_fraction > 0:
+            if target is None:
+                raise RuntimeError(
+                    "PoseAug extra_2d needs target-domain 2D in the batches: set the DataModule's "
+                    "train_target to one of its unlabeled target sets"
+                )
+            extra = target["pose2d"]
+            extra = extra[:, extra.shape[1] // 2] if extra.dim() == 4 else extra  # windows: centre frame
+            k = min(int(round(n * self.hparams.extra_2d_fraction)), len(extra))
+            real2d = torch.cat([extra[:k].to(real2d), real2d[k:]])
         return pose, real2d
 
-    # -- losses --------------------------------------------------------------------------------------
     def regularizer(self, aug: dict[str, torch.Tensor]) -> torch.Tensor:
         """``R(mean_bones(1 - cos); m, w) + RL2(blr; t)``: keeps BA and BL inside their bands."""
         m, w = self.hparams.ba_range
@@ -716,11 +537,11 @@ class PoseAug(LiftingModule):
         return loss
 
     def feedback_errors(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """Grouped lifter errors (B, 3) of (2D, 3D) pairs; lifter weights frozen.
+        """Grouped lifter errors (B, 3) of (2D, 3D) pairs; only G's weights get gradients.
 
         The first pair is the un-augmented reference: its error carries no gradient to G, so it
-        is evaluated without a graph (the backward then skips its rows). The others share one
-        batched pass unless ``batched_feedback`` is off (then one pass each, as the reference).
+        is evaluated without a graph. The others share one batched pass unless
+        ``batched_feedback`` is off (then one pass each, as the reference).
         """
         was_training = self.lifter.training
         self.lifter.train(self.hparams.feedback_train_mode)
@@ -748,126 +569,32 @@ class PoseAug(LiftingModule):
             rt, orig, beta_rt
         )
 
-    # -- training ------------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        with self._no_reducer():
-            self._training_step(batch, batch_idx)
+    # -- epoch end, checkpoints -------------------------------------------------------------------------
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        every = self.hparams.figure_every_n_epochs
+        if self._stats and every and self.epoch % every == 0 and self.trainer.is_global_zero:
+            if self._real_pose is not None:
+                n = min(2048, len(self._real_pose))
+                source = self._real_pose[
+                    torch.randint(len(self._real_pose), (n,), device=self._real_pose.device)
+                ]
+                from poseshift.plots import viewpoint_position_figure
 
-    def _training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        hp = self.hparams
-        cam = batch["intrinsics"]
-        # 1. the G input: source 3D with random bone-length templates, re-projected
-        pose = self._swap(batch["pose3d"] + batch["root3d"][:, None])
-        pose2d = reproject(pose, cam)
+                figure = viewpoint_position_figure(source, torch.cat(self._stats), self.skeleton)
+                log_figure(self.loggers, "poseaug/figure7", figure, self.global_step)
+        self._stats.clear()
 
-        # 2. augmentor step (Ds and lifter frozen)
-        with _frozen(self.d3d, self.d2d, self.lifter):
-            aug = self.generator(pose)
-            aug2d_ba = reproject(aug["pose_ba"], cam)
-            aug2d_rt = reproject(aug["pose_rt"], cam)
-            fake3d = aug["pose_ba"] if hp.d3d_input == "ba" else aug["pose_rt"]
-            losses: dict[str, torch.Tensor] = {}
-            if self.d3d is not None:
-                losses["adv3d"] = hp.w_adv3d * 0.5 * lsgan_loss(self.d3d(fake3d), 1.0)
-            if self.d2d is not None:
-                losses["adv2d"] = hp.w_adv2d * 0.5 * lsgan_loss(self.d2d(aug2d_rt), 1.0)
-            losses["reg"] = hp.w_reg * self.regularizer(aug)
-            if hp.use_feedback and self.after_warmup:
-                orig, ba, rt = self.feedback_errors(
-                    [(pose2d, pose), (aug2d_ba, aug["pose_ba"]), (aug2d_rt, aug["pose_rt"])]
-                )
-                losses["feedback"] = self.feedback_loss(orig, ba, rt)
-                self.log_dict(
-                    {"poseaug/ratio_ba": (ba / orig).mean(), "poseaug/ratio_rt": (rt / orig).mean()}
-                )
-            g_loss = sum(losses.values())
-            self._step("g", self.generator, g_loss)
-        self.log_dict({f"train/g_{k}": v.detach() for k, v in losses.items()})
-        self.log("train/g_loss", g_loss.detach(), prog_bar=True)
-
-        # 3. discriminator steps every d_every G steps (G and lifter untouched: fakes are detached)
-        if self.global_step_g % hp.d_every == 0 and (self.d3d is not None or self.d2d is not None):
-            real3d, real2d = self._draw_real(pose, cam)
-            if self.d3d is not None:
-                d_loss = discriminator_loss(self.d3d, real3d, self.pool3d(fake3d.detach()))
-                self._step("d3d", self.d3d, d_loss)
-                self.log("train/d3d_loss", d_loss.detach())
-            if self.d2d is not None:
-                d_loss = discriminator_loss(self.d2d, real2d, self.pool2d(aug2d_rt.detach()))
-                self._step("d2d", self.d2d, d_loss)
-                self.log("train/d2d_loss", d_loss.detach())
-        self.global_step_g += 1
-
-        # 4. estimator: in-frame augmented pairs (root-relative targets) and the real pairs
-        keep = in_frame(aug2d_rt, lower=hp.in_frame_lower)
-        aug2d, aug3d = aug2d_rt.detach()[keep], aug["pose_rt"].detach()[keep]
-        aug3d = aug3d - aug3d[:, :1]
-        self.log("poseaug/kept_fraction", keep.float().mean())
-        self._record_stats(aug)
-        if hp.estimator_schedule == "iteration":
-            if self.after_warmup:
-                x2d, x3d = torch.cat([aug2d, batch["pose2d"]]), torch.cat([aug3d, batch["pose3d"]])
-                p_loss = F.mse_loss(self.lifter(x2d), x3d)
-                self._step("p", self.lifter, p_loss)
-                self.log("train/p_loss", p_loss.detach(), prog_bar=True)
-        elif self.after_warmup:  # nothing to buffer during warm-up: the lifter is not trained then
-            for key, value in (
-                ("aug2d", aug2d),
-                ("aug3d", aug3d),
-                ("real2d", batch["pose2d"]),
-                ("real3d", batch["pose3d"]),
-            ):
-                self._buffer[key].append(value.detach())
-            if batch_idx + 1 >= self.trainer.num_training_batches:  # the epoch's last batch
-                bs = hp.estimator_batch_size or batch["pose2d"].shape[0]
-                self.log("train/p_loss_aug", self.estimator_pass("aug", bs))
-                self.log("train/p_loss_real", self.estimator_pass("real", bs))
-                for v in self._buffer.values():
-                    v.clear()
-
-    @property
-    def global_step_g(self) -> int:
-        """G steps taken so far (the reference's ``train_iter_num``); kept in the checkpoint."""
-        return int(self.g_steps)
-
-    @global_step_g.setter
-    def global_step_g(self, value: int) -> None:
-        self.g_steps.fill_(value)
-
-    def estimator_pass(self, which: str, batch_size: int) -> torch.Tensor:
-        """One shuffled pass of lifter steps over the epoch's ``"aug"`` or ``"real"`` buffer; mean loss."""
-        if not self._buffer[f"{which}2d"]:
-            return torch.zeros(())
-        # (.to: batches restored from a checkpoint come back on the CPU)
-        x2d = torch.cat([t.to(self.device) for t in self._buffer[f"{which}2d"]])
-        x3d = torch.cat([t.to(self.device) for t in self._buffer[f"{which}3d"]])
-        n = len(x2d)
-        if self._distributed:  # equal step counts on every process, or the all-reduces deadlock
-            count = torch.tensor(n, device=x2d.device)
-            dist.all_reduce(count, op=dist.ReduceOp.MIN)
-            n = int(count)
-        perm = torch.randperm(len(x2d), device=x2d.device)[:n]
-        total = x2d.new_zeros(())
-        steps = 0
-        self.lifter.train()
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on one sample (the reference skips it too)
-                break
-            loss = F.mse_loss(self.lifter(x2d[idx]), x3d[idx])
-            self._step("p", self.lifter, loss)
-            total, steps = total + loss.detach(), steps + 1
-        return total / max(steps, 1)
-
-    # -- checkpoint state ----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         # a mid-epoch checkpoint carries the partial epoch buffer so a resume trains on it too
         checkpoint["poseaug_buffer"] = {k: [t.cpu() for t in v] for k, v in self._buffer.items()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         saved = checkpoint.get("poseaug_buffer")
         if saved:
-            self._buffer = {k: list(v) for k, v in saved.items()}
+            self._buffer = {k: list(saved.get(k, [])) for k in BUFFER_KEYS}
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
@@ -885,81 +612,6 @@ class PoseAug(LiftingModule):
         self.log("aug/rotation_deg_std", stats["rotation_deg"].std())
         every = self.hparams.log_every_n_steps_hist
         if every and self.global_step_g % every == 0:
-            self._log_histograms(stats)
+            log_histograms(self.loggers, {f"aug/{k}": v for k, v in stats.items()}, self.global_step)
         if self.hparams.figure_every_n_epochs and len(self._stats) < 8:  # a few batches are enough to plot
-            keep = {"pose_rt": aug["pose_rt"].detach()[:256].cpu()}
-            self._stats.append(keep)
-
-    def _log_histograms(self, stats: dict[str, torch.Tensor]) -> None:
-        for logger in self.loggers:
-            exp = getattr(logger, "experiment", None)
-            if hasattr(exp, "add_histogram"):  # TensorBoard
-                for k, v in stats.items():
-                    exp.add_histogram(f"aug/{k}", v, self.global_step)
-            elif type(logger).__name__.endswith("WandbLogger"):
-                import wandb
-
-                logger.log_metrics(
-                    {f"aug/{k}": wandb.Histogram(v.cpu().numpy()) for k, v in stats.items()},
-                    step=self.global_step,
-                )
-
-    def _log_figure(self) -> None:
-        if not self.trainer.is_global_zero or self._real3d is None:
-            return
-        n = min(2048, len(self._real3d))
-        src = self._real3d[torch.randint(len(self._real3d), (n,))]
-        aug = torch.cat([s["pose_rt"] for s in self._stats])
-        fig = viewpoint_position_figure(src, aug, self.skeleton)
-        for logger in self.loggers:
-            exp = getattr(logger, "experiment", None)
-            if hasattr(exp, "add_figure"):
-                exp.add_figure("poseaug/figure7", fig, self.global_step)
-            elif type(logger).__name__.endswith("WandbLogger"):
-                import wandb
-
-                logger.experiment.log({"poseaug/figure7": wandb.Image(fig)}, step=self.global_step)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-
-
-def body_frame_viewpoint(
-    pose: torch.Tensor, skeleton: Skeleton = H36M17
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Azimuth and elevation (deg) of the camera seen from the body of absolute poses (N, J, 3).
-
-    Body frame: x from the left to the right hip, y up the spine (pelvis -> thorax, made
-    orthogonal to x), z = y cross x (the facing direction). The camera sits at the origin, so a
-    subject facing it is at azimuth 0, elevation 0.
-    """
-    r_hip, l_hip = skeleton.index("r_hip"), skeleton.index("l_hip")
-    thorax = skeleton.index("thorax")
-    x = F.normalize(pose[:, r_hip] - pose[:, l_hip], dim=-1)
-    up = pose[:, thorax] - pose[:, 0]
-    y = F.normalize(up - (up * x).sum(-1, keepdim=True) * x, dim=-1)
-    z = torch.cross(y, x, dim=-1)  # facing direction: up x right
-    cam = F.normalize(-pose[:, 0], dim=-1)
-    cx, cy, cz = (cam * x).sum(-1), (cam * y).sum(-1), (cam * z).sum(-1)
-    return torch.rad2deg(torch.atan2(cx, cz)), torch.rad2deg(torch.asin(cy.clamp(-1, 1)))
-
-
-def viewpoint_position_figure(
-    source: torch.Tensor, augmented: torch.Tensor, skeleton: Skeleton = H36M17
-) -> Any:
-    """Figure 7: source vs augmented absolute poses: view points (top), root positions (bottom)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(8, 7), sharex="row", sharey="row")
-    for col, (name, pose) in enumerate((("source", source), ("augmented", augmented))):
-        pose = pose.detach().float().cpu()
-        az, el = body_frame_viewpoint(pose, skeleton)
-        axes[0, col].scatter(az.numpy(), el.numpy(), s=2, alpha=0.3)
-        axes[0, col].set(title=f"{name}: view point", xlabel="azimuth (deg)", ylabel="elevation (deg)")
-        axes[1, col].scatter(pose[:, 0, 0].numpy(), pose[:, 0, 2].numpy(), s=2, alpha=0.3)
-        axes[1, col].set(title=f"{name}: root position", xlabel="x (m)", ylabel="z / depth (m)")
-    fig.tight_layout()
-    return fig
+            self._stats.append(aug["pose_rt"].detach()[:256].cpu())

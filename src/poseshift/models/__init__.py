@@ -1,4 +1,4 @@
-"""2D-to-3D lifting backbones with one interface.
+"""Networks as plain ``nn.Module``s: lifting backbones, the cascade, generators and discriminators.
 
 Every backbone maps normalized 2D poses (B, J, 2) -- or (B, T, J, 2) for a temporal
 VideoPose3D with ``T == receptive_field`` -- to root-relative 3D (B, J, 3) whose root row
@@ -13,6 +13,14 @@ from __future__ import annotations
 from torch import nn
 
 from poseshift.models.blocks import ResidualLinearBlock, ResidualMLP, kaiming_init_linear
+from poseshift.models.cascade import CascadeLifter
+from poseshift.models.discriminators import (
+    GroupedLinear,
+    KCSDiscriminator,
+    PoseDiscriminator2D,
+    TemporalDiscriminator2D,
+)
+from poseshift.models.generators import PoseAugmentor
 from poseshift.models.semgcn import SemGCN, SemGraphConv
 from poseshift.models.simple_baseline import SimpleBaseline
 from poseshift.models.stgcn import STGCN
@@ -38,6 +46,12 @@ def build_backbone(name: str, **kwargs: object) -> nn.Module:
 
 __all__ = [
     "BACKBONES",
+    "CascadeLifter",
+    "GroupedLinear",
+    "KCSDiscriminator",
+    "PoseAugmentor",
+    "PoseDiscriminator2D",
+    "TemporalDiscriminator2D",
     "ResidualLinearBlock",
     "ResidualMLP",
     "STGCN",

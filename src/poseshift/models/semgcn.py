@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from poseshift.geometry.skeleton import H36M17, Skeleton
-from poseshift.models.blocks import check_pose2d, subtract_root
+from poseshift.models.blocks import Dropout, check_pose2d, subtract_root
 
 
 def skeleton_adjacency_mask(skeleton: Skeleton) -> torch.Tensor:
@@ -81,7 +81,7 @@ class _GraphConvBNReLU(nn.Module):
         self.gconv = SemGraphConv(in_features, out_features, adjacency)
         self.bn = nn.BatchNorm1d(out_features)
         self.relu = nn.ReLU()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.bn(self.gconv(x).transpose(1, 2)).transpose(1, 2)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from poseshift.geometry.skeleton import H36M17, Skeleton
-from poseshift.models.blocks import check_pose2d, subtract_root
+from poseshift.models.blocks import Dropout, check_pose2d, subtract_root
 
 _ARM_WORDS = ("shoulder", "elbow", "wrist", "hand")
 _LEG_WORDS = ("hip", "knee", "ankle", "foot")
@@ -135,10 +135,10 @@ class STGCNBlock(nn.Module):
         self.tcn = nn.Sequential(
             nn.BatchNorm1d(out_channels, momentum=bn_momentum),
             nn.ReLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Conv1d(out_channels, out_channels, 1),
             nn.BatchNorm1d(out_channels, momentum=bn_momentum),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
         self.residual: nn.Module | None
         if not residual:
@@ -272,16 +272,16 @@ class STGCN(nn.Module):
             nn.Conv1d(part_channels, part_channels, 1),
             nn.BatchNorm1d(part_channels, momentum=bn_momentum),
             nn.ReLU(),
-            nn.Dropout(p_conv4),
+            Dropout(p_conv4),
         )
         self.conv2 = nn.Sequential(
             nn.Conv1d(2 * part_channels, c3, 1),
             nn.BatchNorm1d(c3, momentum=bn_momentum),
             nn.ReLU(),
-            nn.Dropout(p_conv2),
+            Dropout(p_conv2),
         )
         self.non_local = NonLocalBlock(2 * c3, bn_momentum=bn_momentum)
-        self.fcn = nn.Sequential(nn.Dropout(p_fcn), nn.Conv1d(2 * c3, 3, 1, bias=False))
+        self.fcn = nn.Sequential(Dropout(p_fcn), nn.Conv1d(2 * c3, 3, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, J, 2) normalized 2D -> (B, J, 3) root-relative 3D with a zero root row."""

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from poseshift.geometry.skeleton import H36M17, Skeleton
-from poseshift.models.blocks import prepend_zero_root
+from poseshift.models.blocks import Dropout, prepend_zero_root
 
 
 class VideoPose3D(nn.Module):
@@ -69,7 +69,7 @@ class VideoPose3D(nn.Module):
             self.layers_bn.append(nn.BatchNorm1d(channels, momentum=bn_momentum))
         self.shrink = nn.Conv1d(channels, 3 * (self.num_joints - 1), 1)
         self.relu = nn.ReLU()
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def set_bn_momentum(self, momentum: float) -> None:
         """Set the momentum of every BatchNorm (VideoPose3D decays it during training)."""

@@ -1,0 +1,6 @@
+"""3D pose metrics: torchmetrics classes (:mod:`.pose`) over a functional core (:mod:`.functional`)."""
+
+from poseshift.metrics import functional
+from poseshift.metrics.pose import AUC, JOINT_SETS, MPJPE, PAMPJPE, PCK, pose_metrics, resolve_joints
+
+__all__ = ["AUC", "JOINT_SETS", "MPJPE", "PAMPJPE", "PCK", "functional", "pose_metrics", "resolve_joints"]

@@ -1,0 +1,204 @@
+"""Pose discriminators (critics) shared by the adversarial methods: plain ``nn.Module``s.
+
+* :class:`KCSDiscriminator` (D3d): PoseAug's "KCS paths" on part-aware KCS (``part``),
+  Wandt's whole-body KCS (``full``) or Deng et al.'s weighted KCS (``weighted``).
+* :class:`PoseDiscriminator2D` (D2d): PoseAug's 2D MLP, optionally with AdaptPose's 2D-KCS
+  branch (the paper's domain discriminator).
+* :class:`TemporalDiscriminator2D`: a D on the frame-to-frame motion of 2D windows.
+
+None has BatchNorm, so real and fake samples may share one forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from poseshift.geometry.kcs import kcs, part_kcs, weighted_kcs
+from poseshift.geometry.skeleton import H36M17, Skeleton
+from poseshift.models.blocks import kaiming_init_linear
+
+KCS_MODES = ("part", "full", "weighted")
+
+
+class GroupedLinear(nn.Module):
+    """P independent Linear layers applied to (N, P, in) at once (one batched matmul).
+
+    Args:
+        groups: number of independent layers P.
+        in_features: input size of each.
+        out_features: output size of each.
+    """
+
+    def __init__(self, groups: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        # kaiming_normal_ weights (fan_in) and PyTorch-default biases, as nn.Linear + kaiming_init_linear
+        self.weight = nn.Parameter(
+            torch.randn(groups, in_features, out_features) * math.sqrt(2.0 / in_features)
+        )
+        bound = 1.0 / math.sqrt(in_features)
+        self.bias = nn.Parameter(torch.empty(groups, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("npi,pio->npo", x, self.weight) + self.bias
+
+
+def kcs_features(pose: torch.Tensor, mode: str, skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """(B, J, D) poses -> (B, P, nb*nb) flattened KCS features (P = parts for ``part``, else 1)."""
+    if mode == "part":
+        k = part_kcs(pose, skeleton)
+    elif mode == "full":
+        k = kcs(pose, skeleton).unsqueeze(1)
+    elif mode == "weighted":
+        k = weighted_kcs(pose, skeleton).unsqueeze(1)
+    else:
+        raise ValueError(f"KCS mode must be one of {KCS_MODES}, got {mode!r}")
+    return k.flatten(-2)
+
+
+class KCSDiscriminator(nn.Module):
+    """D3d: one "KCS path" per body part on part-aware KCS (or one on the whole-body KCS).
+
+    Path: L(in->w), LReLU -> L(w->w), LReLU -> L(w->w) + skip from the first output ->
+    LReLU(L(w->mid)) -> L(mid->1). Output (B, P) logits (P = 5 parts, or 1 for ``full`` and
+    ``weighted``).
+
+    Args:
+        skeleton: joint layout with ``parts`` (correct left/right labels).
+        mode: ``"part"`` (PoseAug's part-aware KCS, unit bones), ``"full"`` (Wandt's KCS with
+            bone lengths, PoseAug's Table 7 ablation) or ``"weighted"`` (Deng et al.'s wKCS).
+        width: path width (PoseAug's reference: 256; its class default of 1000 is overridden there).
+        mid: width of the path's last hidden layer (100).
+    """
+
+    def __init__(
+        self, skeleton: Skeleton = H36M17, mode: str = "part", width: int = 256, mid: int = 100
+    ) -> None:
+        super().__init__()
+        if mode not in KCS_MODES:
+            raise ValueError(f"KCS mode must be one of {KCS_MODES}, got {mode!r}")
+        self.skeleton, self.mode = skeleton, mode
+        p = len(skeleton.parts) if mode == "part" else 1
+        nb2 = skeleton.num_bones**2
+        self.l1, self.l2, self.l3 = (
+            GroupedLinear(p, nb2, width),
+            GroupedLinear(p, width, width),
+            GroupedLinear(p, width, width),
+        )
+        self.l4, self.l5 = GroupedLinear(p, width, mid), GroupedLinear(p, mid, 1)
+        self.act = nn.LeakyReLU()
+
+    def features(self, pose: torch.Tensor) -> torch.Tensor:
+        """(B, J, 3) -> (B, P, nb*nb) KCS features."""
+        return kcs_features(pose, self.mode, self.skeleton)
+
+    def forward(self, pose: torch.Tensor) -> torch.Tensor:
+        x = self.features(pose)
+        h1 = self.act(self.l1(x))
+        h3 = self.l3(self.act(self.l2(h1))) + h1
+        return self.l5(self.act(self.l4(h3))).squeeze(-1)
+
+
+class PoseDiscriminator2D(nn.Module):
+    """D2d on the screen-normalized 2D pose (not root-centred, so it sees position and scale).
+
+    d1 = LReLU(L(2J->w)), d3 = LReLU(L(LReLU(L(d1))) + d1), then L -> LReLU(L) -> L(w->1)
+    (PoseAug's ``Pos2dDiscriminator``). With ``kcs_branch`` (AdaptPose's paper, the code's unused
+    ``Pos2dDiscriminator_kcs``) a second path reads the whole-body 2D KCS (in->256->256->256
+    with a skip ->100) and the two 100-dim features are joined by L(200->100) -> LReLU -> L(100->1).
+
+    Args:
+        num_joints: joints J of the 2D pose.
+        width: hidden width of the 2D MLP (100).
+        kcs_branch: add the 2D-KCS path.
+        skeleton: bone layout for the 2D KCS.
+        kcs_width: hidden width of the KCS path (256).
+    """
+
+    def __init__(
+        self,
+        num_joints: int = H36M17.num_joints,
+        width: int = 100,
+        kcs_branch: bool = False,
+        skeleton: Skeleton = H36M17,
+        kcs_width: int = 256,
+    ) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3 = (
+            nn.Linear(2 * num_joints, width),
+            nn.Linear(width, width),
+            nn.Linear(width, width),
+        )
+        self.l4, self.l5, self.out = nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, 1)
+        self.act = nn.LeakyReLU()
+        self.skeleton = skeleton
+        self.kcs = None
+        if kcs_branch:
+            nb2 = skeleton.num_bones**2
+            self.kcs = nn.ModuleList(
+                [
+                    nn.Linear(nb2, kcs_width),
+                    nn.Linear(kcs_width, kcs_width),
+                    nn.Linear(kcs_width, kcs_width),
+                    nn.Linear(kcs_width, width),
+                ]
+            )
+            self.joint = nn.Sequential(nn.Linear(2 * width, width), nn.LeakyReLU(), nn.Linear(width, 1))
+        kaiming_init_linear(self)
+
+    def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
+        x = pose2d.reshape(pose2d.shape[0], -1)
+        d1 = self.act(self.l1(x))
+        d3 = self.act(self.l3(self.act(self.l2(d1))) + d1)
+        d5 = self.act(self.l5(self.l4(d3)))
+        if self.kcs is None:
+            return self.out(d5)
+        k1 = self.act(self.kcs[0](kcs(pose2d, self.skeleton).flatten(-2)))
+        k3 = self.kcs[2](self.act(self.kcs[1](k1))) + k1
+        k4 = self.act(self.kcs[3](self.act(k3)))
+        return self.joint(torch.cat([d5, k4], dim=-1))
+
+
+class TemporalDiscriminator2D(nn.Module):
+    """D on the motion of 2D windows (B, T, J, 2): an MLP on the T-1 frame-to-frame differences.
+
+    Sees how joints move rather than where they are (AdaptPose's code builds such a D over
+    243 frames but never trains it; it is here for experiments on temporal realism).
+
+    Args:
+        frames: window length T.
+        num_joints: joints J.
+        width: hidden width.
+    """
+
+    def __init__(self, frames: int, num_joints: int = H36M17.num_joints, width: int = 256) -> None:
+        super().__init__()
+        if frames < 2:
+            raise ValueError(f"a temporal discriminator needs windows of >= 2 frames, got {frames}")
+        self.frames = frames
+        self.net = nn.Sequential(
+            nn.Linear((frames - 1) * num_joints * 2, width),
+            nn.LeakyReLU(),
+            nn.Linear(width, width),
+            nn.LeakyReLU(),
+            nn.Linear(width, 1),
+        )
+        kaiming_init_linear(self)
+
+    def forward(self, window2d: torch.Tensor) -> torch.Tensor:
+        if window2d.dim() != 4 or window2d.shape[1] != self.frames:
+            raise ValueError(f"expected 2D windows (B, {self.frames}, J, 2), got {tuple(window2d.shape)}")
+        motion = window2d[:, 1:] - window2d[:, :-1]
+        return self.net(motion.flatten(1))
+
+
+__all__ = [
+    "KCS_MODES",
+    "GroupedLinear",
+    "KCSDiscriminator",
+    "PoseDiscriminator2D",
+    "TemporalDiscriminator2D",
+    "kcs_features",
+]

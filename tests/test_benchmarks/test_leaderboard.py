@@ -1,0 +1,66 @@
+"""The leaderboard's smoke mode runs, matches baselines to lifter steps, resumes and writes its outputs."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+
+import pytest
+from helpers import REPO_ROOT
+
+
+def load_leaderboard():
+    spec = importlib.util.spec_from_file_location("leaderboard", REPO_ROOT / "benchmarks" / "leaderboard.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["leaderboard"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_leaderboard_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    board = load_leaderboard()
+    argv = [
+        "--quick",
+        "--inline",
+        "--entries",
+        "baseline",
+        "poseaug",
+        "--out",
+        str(tmp_path),
+        "--threads",
+        "1",
+    ]
+    assert board.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "[3/3]" in first  # baseline, poseaug, its matched baseline
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    pose, base = runs["poseaug:0"], runs["baseline:0"]
+    matched = next(v for k, v in runs.items() if k.startswith("baseline, poseaug"))
+    assert pose["steps"]["g"] == board.QUICK_STEPS
+    # the matched baseline gets the pretraining's lifter steps plus every PoseAug lifter update
+    assert matched["steps"]["p"] == base["steps"]["p"] + pose["steps"]["p"] > base["steps"]["p"]
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert {r["row"] for r in rows} == {"baseline", "poseaug", "baseline, poseaug's lifter steps"}
+    assert all(r["gain_mm"] for r in rows if r["row"] == "poseaug")
+    assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+    assert "| poseaug | source_test |" in (tmp_path / "leaderboard.md").read_text()
+    # a second call finds every result and reruns nothing
+    stamp = (tmp_path / "poseaug" / "seed0" / "result.json").stat().st_mtime_ns
+    assert board.main(argv) == 0
+    assert (tmp_path / "poseaug" / "seed0" / "result.json").stat().st_mtime_ns == stamp
+
+
+def test_groups_and_unknown_entries():
+    board = load_leaderboard()
+    assert {"baseline", "poseaug"} <= {e.name for e in board.select(board_args(board, group="poseaug"))}
+    with pytest.raises(SystemExit, match="unknown"):
+        board.select(board_args(board, entries=["nope"]))
+
+
+def board_args(board, **kw):
+    import argparse
+
+    return argparse.Namespace(**{"entries": None, "group": "all", **kw})

@@ -1,0 +1,53 @@
+"""Discriminators: the KCS modes read what they claim, the 2D variants take and return the right shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import synthetic_set
+
+from poseshift.geometry import weighted_kcs
+from poseshift.models import KCSDiscriminator, PoseDiscriminator2D, TemporalDiscriminator2D
+from poseshift.models.discriminators import kcs_features
+
+
+def poses(n: int = 8) -> torch.Tensor:
+    s = synthetic_set(n, 3, "x")
+    return torch.as_tensor(s.pose3d) + torch.as_tensor(s.root3d)[:, None]
+
+
+def test_weighted_mode_reads_deng_et_al_weighted_kcs():
+    x = poses()
+    torch.testing.assert_close(kcs_features(x, "weighted"), weighted_kcs(x).flatten(-2).unsqueeze(1))
+    d = KCSDiscriminator(mode="weighted", width=16)
+    assert d(x).shape == (8, 1)
+    with pytest.raises(ValueError, match="KCS mode"):
+        KCSDiscriminator(mode="diagonal")
+
+
+def test_2d_discriminator_with_kcs_branch_sees_the_2d_kcs():
+    torch.manual_seed(0)
+    x2d = torch.randn(8, 17, 2)
+    plain, branch = PoseDiscriminator2D(), PoseDiscriminator2D(kcs_branch=True)
+    assert plain(x2d).shape == branch(x2d).shape == (8, 1)
+    assert plain.kcs is None and branch.kcs is not None
+    # the branch is used: scaling one bone changes the KCS path's input, and the output with it
+    out = branch(x2d)
+    out.sum().backward()
+    assert branch.kcs[0].weight.grad.abs().sum() > 0
+
+
+def test_plain_2d_discriminator_keeps_the_reference_layout():
+    d = PoseDiscriminator2D()
+    names = [n for n, _ in d.named_parameters()]
+    assert names[:2] == ["l1.weight", "l1.bias"] and names[-2:] == ["out.weight", "out.bias"]
+    assert sum(p.numel() for p in d.parameters()) == 34 * 100 + 100 + 4 * (100 * 100 + 100) + 101
+
+
+def test_temporal_discriminator_reads_motion_not_position():
+    torch.manual_seed(0)
+    d = TemporalDiscriminator2D(frames=5)
+    w = torch.randn(4, 5, 17, 2)
+    torch.testing.assert_close(d(w), d(w + 0.3))  # a constant shift has no motion
+    with pytest.raises(ValueError, match="windows"):
+        d(torch.randn(4, 17, 2))
