@@ -192,6 +192,12 @@ CASES = [
         "--trainer.max_epochs N",
     ),
     (
+        "poseaug_max_steps_without_epochs",
+        "fit --config {tmp}/poseaug.yaml --trainer.max_epochs -1 --trainer.max_steps 50",
+        "error: --trainer.max_epochs -1: PoseAug's LR decay and beta ramp run over trainer.max_epochs",
+        "--model.init_args.schedule_steps",
+    ),
+    (
         "evoskeleton_max_epochs_-1",
         "fit --config {tmp}/evoskeleton.yaml --trainer.max_epochs -1",
         "error: --trainer.max_epochs -1: EvoSkeleton's schedule",
