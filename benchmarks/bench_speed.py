@@ -147,7 +147,7 @@ def ours(backbone: str, dm, args: argparse.Namespace) -> dict[str, float]:
 
     # PoseAug after warm-up: iterations, the epoch-end estimator passes, whole epochs
     timer = StepTimer()
-    model = PoseAug(backbone=backbone, backbone_kwargs=kw, warmup=0, epochs=2)
+    model = PoseAug(backbone=backbone, backbone_kwargs=kw, warmup=0, epochs=2, pretrained="scratch")
     trainer([timer], args, max_epochs=2).fit(model, datamodule=dm)
     second = timer.batch[steps:]  # the second epoch: the pool and the caches are warm
     out["poseaug_iteration_sps"] = median_rate(second, args.batch)

@@ -134,7 +134,9 @@ class PoseDataModule(pl.LightningDataModule):
         if self.requested_test_sets is not None:
             unknown = [n for n in self.requested_test_sets if n not in sets.test]
             if unknown:
-                raise ValueError(f"unknown test set(s) {unknown}; this data module has {list(sets.test)}")
+                raise ValueError(
+                    f"test_sets: unknown test set(s) {unknown}; this data module has {list(sets.test)}"
+                )
             sets.test = {n: sets.test[n] for n in self.requested_test_sets}
         if self.train_target is not None and self.train_target not in sets.target_train:
             raise ValueError(

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from data_modules.base import DomainSets, PoseDataModule
-from data_modules.schema import PoseSet
+from data_modules.schema import DataFormatError, PoseSet
 
 MODES = ("evolved", "mixed", "original")
 
@@ -86,9 +86,18 @@ class EvolvedDataModule(PoseDataModule):
         return "\n".join([super().describe(), *self.result_notes()])
 
     def load_evolved(self) -> PoseSet:
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(
+                f"{self.path}: file not found; write it first with `poseshift evolve --config "
+                "experiments/evoskeleton/evolve_<...>.yaml` (its `output`)"
+            )
         evolved = PoseSet.load(Path(self.path))
         if not evolved.labeled:
-            raise ValueError(f"{self.path}: an evolved set must carry pose3d/root3d")
+            raise DataFormatError(f"{self.path}: an evolved set must carry pose3d/root3d")
+        if len(evolved) == 0:
+            raise DataFormatError(
+                f"{self.path}: holds no 2D-3D pairs; run `poseshift evolve` again (it names the problem)"
+            )
         if self.max_evolved is not None and len(evolved) > self.max_evolved:
             rng = np.random.default_rng(self.seed)
             evolved = evolved.subset(np.sort(rng.choice(len(evolved), self.max_evolved, replace=False)))

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 
 from data_modules.base import DomainSets, PoseDataModule, describe_sets
 from data_modules.deepmimic import CLIP_NAMES, clip_path, clip_to_world, parse_clip
@@ -256,7 +257,15 @@ class MocapDataModule(PoseDataModule):
         folder = self.cache_path()
         if (folder / "manifest.json").is_file():
             log.info("loading the mocap benchmark from %s", folder)
-            return _load(folder)
+            try:
+                return _load(folder)
+            except (ValueError, KeyError, OSError) as err:  # damaged manifest or split (DataFormatError)
+                # the cache is derived data: rebuild it rather than fail or use part of it
+                _say(f"the cached mocap benchmark in {folder} is damaged ({_reason(err)}); rebuilding it")
+                shutil.rmtree(folder, ignore_errors=True)
+        _say(
+            f"building the mocap benchmark (first run with these settings); cached in {folder} for later runs"
+        )
         sets = self.generate()
         try:
             _save(sets, folder, self.config())
@@ -337,6 +346,17 @@ class MocapDataModule(PoseDataModule):
             describe_sets(sets),
         )
         return sets
+
+
+def _say(message: str) -> None:
+    """One line for the user, from the first process only (every DDP process builds its own sets)."""
+    if rank_zero_only.rank == 0:
+        print(message, flush=True)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text if len(text) < 160 else text[:157] + "..."
 
 
 def _pose_set(parts: list[dict[str, np.ndarray]], name: str, actions: tuple[str, ...]) -> PoseSet:

@@ -41,13 +41,36 @@ class DataFormatError(ValueError):
 def open_npz(path: str | Path, allow_pickle: bool = False) -> dict[str, np.ndarray]:
     """All arrays of an npz file, loaded; errors name the file."""
     path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(f"{path}: is a folder; an .npz file is needed here")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
+    with path.open("rb") as f:
+        head = f.read(6)
+    if head.startswith(b"\x93NUMPY"):
+        raise DataFormatError(
+            f"{path}: is a .npy file (one array without a name), but an .npz archive with named arrays "
+            "is needed; write it with np.savez(path, <name>=array)"
+        )
+    if not head.startswith(b"PK"):
+        kind = "empty" if not head else "a text file" if _is_text(path) else "not a zip archive"
+        raise DataFormatError(f"{path}: is {kind}, not an .npz archive (np.savez writes one)")
     try:
         with np.load(path, allow_pickle=allow_pickle) as data:
             return {k: data[k] for k in data.files}
     except Exception as err:  # noqa: BLE001 - zip, pickle or header errors all mean "not this format"
         raise DataFormatError(f"{path}: not a readable npz file ({type(err).__name__}: {err})") from err
+
+
+def _is_text(path: Path) -> bool:
+    """True when the first KB of ``path`` decodes as UTF-8 without control bytes."""
+    with path.open("rb") as f:
+        chunk = f.read(1024)
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\n\r\t" for c in text)
 
 
 @dataclass

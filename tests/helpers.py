@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 
 from data_modules.base import DomainSets, PoseDataModule
@@ -130,3 +131,22 @@ def upright_poses(n: int, seed: int, noise: float = 0.02) -> torch.Tensor:
     )
     rot = torch.stack([c, -s, o, s, c, o, o, o, i], -1).reshape(n, 3, 3)
     return place_on_ground(world @ rot.mT, 0.02, 0.0)
+
+
+class StopAt(pl.Callback):
+    """Stop a fit at a chosen batch as Ctrl-C does (KeyboardInterrupt) or with an error.
+
+    Args:
+        epoch: epoch (0-based) to stop in.
+        batch: batch index within that epoch, before the batch is trained on.
+        error: raise ``RuntimeError("loss is not finite")`` instead of KeyboardInterrupt.
+    """
+
+    def __init__(self, epoch: int, batch: int = 0, error: bool = False) -> None:
+        self.epoch, self.batch, self.error = epoch, batch, error
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            if self.error:
+                raise RuntimeError("loss is not finite")
+            raise KeyboardInterrupt

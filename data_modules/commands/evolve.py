@@ -36,6 +36,7 @@ from poseshift.evolution.operators import camera_to_upright, mean_bone_lengths
 from poseshift.evolution.validity import AcceptAll, AkhterValidity
 from poseshift.geometry.local_frames import LocalPose, from_local, to_local
 from poseshift.geometry.rig import CameraRig
+from poseshift.geometry.skeleton import PARENTS
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def load_source(src: SourceConfig, seed: int = 0) -> tuple[torch.Tensor, torch.T
         src = SourceConfig(**{**asdict(src), "subjects": None})  # already selected
     else:
         raise ValueError(f"unknown source kind {src.kind!r}; use 'mocap', 'h36m', 'pose_set' or 'world'")
+    check_metres(np.asarray(joints), src.path or src.kind)
     keep = np.ones(len(joints), dtype=bool)
     if src.subjects is not None:
         keep &= np.isin(group.astype(str), [str(s).lstrip("S") for s in src.subjects])
@@ -123,6 +125,24 @@ def load_source(src: SourceConfig, seed: int = 0) -> tuple[torch.Tensor, torch.T
     return torch.from_numpy(np.asarray(joints[keep], dtype=np.float64)), torch.from_numpy(
         np.asarray(group[keep], dtype=np.int64)
     )
+
+
+MAX_BONE_M = 2.0  # no human bone is longer; millimetre data has median bones of ~100-450
+
+
+def check_metres(joints: np.ndarray, where: str) -> None:
+    """Refuse source poses whose bones are far too long for metres (millimetres, centimetres)."""
+    if joints.ndim != 3 or joints.shape[1:] != (len(PARENTS), 3):
+        raise ValueError(f"{where}: source joints must have shape (N, {len(PARENTS)}, 3), got {joints.shape}")
+    child = np.arange(1, len(PARENTS))
+    bones = np.linalg.norm(joints[:, child] - joints[:, np.asarray(PARENTS[1:])], axis=-1)
+    median = float(np.median(bones)) if bones.size else 0.0
+    if median > MAX_BONE_M:
+        unit = "millimetres" if median > 20 else "centimetres"
+        raise ValueError(
+            f"{where}: the source poses look like {unit} (median bone length {median:.0f}); "
+            f"poseshift evolve needs metres: divide the joints by {1000 if unit == 'millimetres' else 100}"
+        )
 
 
 def run_evolution(
@@ -171,6 +191,11 @@ def run_evolution(
     poses = pose_set_from_renders(parts, "evolved", ("evolved",), source="poseshift evolve")
     projection_s = time.perf_counter() - t0
     out = Path(output)
+    if len(poses) == 0:
+        raise ValueError(
+            f"{out}: not written: the camera rig dropped all {len(world):,} evolved poses (joints behind "
+            "a camera or outside the image); check the source's units and the rig's distance_range"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     poses.save(out)
     summary = {

@@ -1,15 +1,20 @@
-"""Callbacks: the results table printed after testing and the npz writer for ``predict``."""
+"""Callbacks: checkpoints for exact resume, the results table printed after testing, and the npz
+writer for ``predict``."""
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import BasePredictionWriter
+import torch.distributed as dist
+from pytorch_lightning.callbacks import BasePredictionWriter, ModelCheckpoint
 
 METRIC_COLUMNS = (
     ("mpjpe", "MPJPE (mm)"),
@@ -19,13 +24,16 @@ METRIC_COLUMNS = (
 )
 
 
-def collect_results(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Group ``test/<set>/<metric>`` values into {set: {metric: value}}."""
+def collect_results(metrics: dict[str, Any], stage: str = "test") -> dict[str, dict[str, float]]:
+    """Group ``test/<set>/<metric>`` values into {set: {metric: value}}; for ``stage="val"`` the
+    validation metrics ``val/<metric>`` (or ``oracle:<set>/<metric>``) become one row."""
     table: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         parts = key.split("/")
-        if len(parts) == 3 and parts[0] == "test":
+        if stage == "test" and len(parts) == 3 and parts[0] == "test":
             table.setdefault(parts[1], {})[parts[2]] = float(value)
+        elif stage == "val" and len(parts) == 2 and (parts[0] == "val" or parts[0].startswith("oracle:")):
+            table.setdefault(parts[0], {})[parts[1]] = float(value)
     return table
 
 
@@ -39,15 +47,41 @@ def format_results(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def keep_previous(path: Path) -> Path | None:
+    """Rename an existing ``path`` to ``<stem>.<n><suffix>`` (first free n) so it is never overwritten."""
+    if not path.exists():
+        return None
+    n = 1
+    while (old := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(old)
+    return old
+
+
 class ResultsTable(pl.Callback):
-    """After ``test``, print the per-test-set metrics and save them as JSON and Markdown."""
+    """After ``test`` (and ``validate``), print the per-test-set metrics and save them as JSON and Markdown.
+
+    Args:
+        out_dir: folder of ``results.json``/``results.md``; ``None`` = the trainer's log folder.
+            Results already there are kept as ``results.<n>.json`` (never overwritten).
+    """
+
+    def __init__(self, out_dir: str | os.PathLike | None = None) -> None:
+        self.out_dir = Path(out_dir) if out_dir is not None else None
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._report(trainer, "test")
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "validate":  # not the validations inside fit
+            self._report(trainer, "val")
+
+    def _report(self, trainer: pl.Trainer, stage: str) -> None:
         # log_dir is a collective call under DDP: every rank must ask for it
-        out_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        out_dir = self.out_dir or Path(trainer.log_dir or trainer.default_root_dir)
         if not trainer.is_global_zero:
             return
-        table = collect_results(trainer.callback_metrics)
+        table = collect_results(trainer.callback_metrics, stage)
         if not table:
             return
         text = format_results(table)
@@ -56,11 +90,141 @@ class ResultsTable(pl.Callback):
         if notes:
             text += "\n\n" + "\n".join(f"Note: {n}" for n in notes)
         out_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("results.json", "results.md"):
+            keep_previous(out_dir / name)
         (out_dir / "results.json").write_text(
             json.dumps({**table, "notes": notes} if notes else table, indent=2)
         )
         (out_dir / "results.md").write_text(text + "\n")
-        print(f"\nTest results ({out_dir / 'results.md'}):\n{text}\n", flush=True)
+        title = "Test" if stage == "test" else "Validation"
+        print(f"\n{title} results ({out_dir / 'results.md'}):\n{text}\n", flush=True)
+
+
+# -- checkpoints -----------------------------------------------------------------------------------
+def capture_rng() -> dict[str, Any]:
+    """Every global random state a training epoch draws from (torch, CUDA, numpy, random).
+
+    Stored as tensors and plain values so the checkpoint still loads with ``weights_only=True``.
+    """
+    # the legacy global numpy state: what np.random.* draws from (not a Generator's)
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "python": list(random.getstate()[1]),
+        "python_gauss": random.getstate()[2],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
+    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available():
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:  # another machine: the CPU streams are restored, the GPU ones cannot be
+            warnings.warn(
+                f"the checkpoint holds the random states of {len(cuda)} GPUs, this machine has "
+                f"{torch.cuda.device_count()}: GPU random numbers will differ from the interrupted run",
+                UserWarning,
+                stacklevel=2,
+            )
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class LiftingCheckpoint(ModelCheckpoint):
+    """The checkpoints of a fit: the best by ``monitor``, ``last.ckpt`` after every completed epoch,
+    ``interrupted.ckpt`` on Ctrl-C, and the random states that make a resume exact.
+
+    ``last.ckpt`` is written at the end of each training epoch, after validation and after the
+    method's own epoch-end work (e.g. PoseAug's scheduler steps), atomically (a crash while saving
+    leaves the previous one). Resuming from it continues exactly as if the run had not stopped:
+    the global random states (each process's, under DDP) are part of the checkpoint. A
+    KeyboardInterrupt (Ctrl-C) additionally saves the interrupted state as ``interrupted.ckpt``
+    (mid-epoch, so not an exact resume point); a failure with an error saves nothing.
+
+    Args:
+        monitor: metric selecting the best checkpoint (lower is better).
+        dirpath: folder of the checkpoints.
+    """
+
+    def __init__(self, monitor: str = "val/mpjpe", dirpath: str | os.PathLike | None = None) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            monitor=monitor,
+            mode="min",
+            save_top_k=1,
+            save_last=False,
+            filename="best-{epoch:03d}",
+            auto_insert_metric_name=False,
+        )
+
+    # -- last completed epoch --------------------------------------------------------------------
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)  # the best checkpoint first: last.ckpt records it
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        self._save_atomically(trainer, "last.ckpt")
+
+    def _save_atomically(self, trainer: pl.Trainer, name: str) -> Path:
+        assert self.dirpath is not None
+        path = Path(self.dirpath) / name
+        tmp = path.with_name(f".{name}.tmp")
+        trainer.save_checkpoint(tmp, weights_only=False)  # collective under DDP; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+        self.last_model_path = str(path) if name == "last.ckpt" else self.last_model_path
+        return path
+
+    # -- Ctrl-C ----------------------------------------------------------------------------------
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or self.dirpath is None:
+            return  # a run that failed with an error keeps its checkpoints of completed epochs only
+        saved = None
+        if not _distributed():  # other processes are not at a common point: no collective save
+            saved = self._save_atomically(trainer, "interrupted.ckpt")
+        if trainer.is_global_zero:
+            last = Path(self.dirpath) / "last.ckpt"
+            done = trainer.current_epoch  # epochs completed before the interrupted one
+            resume = (
+                f"{last} holds the last completed epoch ({done - 1}); `--ckpt_path last` resumes "
+                "from it exactly"
+                if last.is_file()
+                else "no epoch was completed, so there is nothing to resume"
+            )
+            partial = f"; the interrupted state is in {saved}" if saved is not None else ""
+            print(f"\ninterrupted in epoch {done}: {resume}{partial}", flush=True)
+
+    # -- random states ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        rng = capture_rng()
+        if _distributed():  # one state per process: every rank resumes its own stream
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, rng)
+            state["rng_per_rank"] = gathered
+        else:
+            state["rng_per_rank"] = [rng]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        states = state_dict.get("rng_per_rank")
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "rng_per_rank"})
+        if states:
+            rank = dist.get_rank() if _distributed() else 0
+            restore_rng(states[rank] if rank < len(states) else states[0])
 
 
 class NpzPredictionWriter(BasePredictionWriter):

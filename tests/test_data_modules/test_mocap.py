@@ -391,3 +391,40 @@ def test_config_errors() -> None:
         MocapDataModule(split=(0.8, 0.2, 0.0))
     with pytest.raises(ValueError, match="repeats"):
         MocapDataModule(targets=[MocapDomain("twice", ["walk", "walk"])])
+
+
+def test_first_build_says_so_and_a_damaged_cache_is_rebuilt(capsys: pytest.CaptureFixture) -> None:
+    first = _small()
+    first.setup()
+    folder = first.cache_path()
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        f"building the mocap benchmark (first run with these settings); cached in {folder} for later runs"
+    ]
+    _small().setup()
+    assert capsys.readouterr().out == ""  # loading the cache is silent
+
+    def same_as_first(dm: MocapDataModule) -> None:
+        for key, value in first.sets.train.arrays().items():
+            np.testing.assert_array_equal(value, dm.sets.train.arrays()[key])
+        assert list(dm.sets.test) == list(first.sets.test)
+
+    (folder / "manifest.json").write_text('{"config": ')  # a run killed while writing it
+    rebuilt = _small()
+    rebuilt.setup()
+    out = capsys.readouterr().out
+    assert out.startswith(f"the cached mocap benchmark in {folder} is damaged (")
+    assert "rebuilding it" in out.splitlines()[0] and len(out.splitlines()) == 2
+    same_as_first(rebuilt)
+    assert json.loads((folder / "manifest.json").read_text())["test"] == list(first.sets.test)
+
+    split = folder / "test_1.npz"
+    split.write_bytes(split.read_bytes()[: split.stat().st_size // 2])  # a truncated cached split
+    rebuilt = _small()
+    rebuilt.setup()
+    out = capsys.readouterr().out
+    assert f"the cached mocap benchmark in {folder} is damaged ({split}: not a readable npz file" in out
+    same_as_first(rebuilt)
+    np.testing.assert_array_equal(
+        rebuilt.sets.test["moving"].pose3d, PoseSet.load(folder / "test_1.npz").pose3d
+    )

@@ -29,7 +29,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -38,6 +38,7 @@ from torch import nn
 from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation, LiftingModule
 
 OPTIMIZERS = ("adam", "rmsprop")
+SCRATCH = "scratch"  # ``pretrained`` value that trains the lifter from random weights on purpose
 
 
 class NonFiniteLossError(RuntimeError):
@@ -99,12 +100,16 @@ class AdversarialModule(LiftingModule):
         backbone_kwargs: constructor arguments of the backbone.
         evaluation: evaluation options (:class:`~poseshift.methods.base.Evaluation`).
         pretrained: path to a poseshift checkpoint (e.g. a ``Baseline``'s) whose lifter weights
-            start the lifter when a fresh fit starts (a resumed fit restores its own).
+            start the lifter when a fresh fit starts (a resumed fit restores its own); ``"scratch"``
+            = random weights, which methods with ``requires_pretrained`` accept only so.
         finite_check_every: host checks of the loss/gradient finiteness flags every this many
             player steps (``None``: every step on CPU, every 100 on an accelerator, where each
             check waits for the device); also checked before every checkpoint and epoch end.
         lifter: a ready lifter network (keyword only; for subclasses that build their own).
     """
+
+    # True for methods that must start from a trained lifter (fit refuses pretrained=None)
+    requires_pretrained: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -214,8 +219,12 @@ class AdversarialModule(LiftingModule):
         self.player_steps[self._names.index(name)] += 1
         self._record_finite(name, terms, norm)
         opt.step()
-        for clocked in self._clocked[name]:
-            self._scheduler(clocked).step()
+        with warnings.catch_warnings():
+            # a schedule clocked by another player (PoseAug: every LR per G step) advances while its
+            # own player has not stepped yet (the lifter during warm-up); torch warns about that order
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            for clocked in self._clocked[name]:
+                self._scheduler(clocked).step()
         return total
 
     # -- finiteness ---------------------------------------------------------------------------------
@@ -294,7 +303,15 @@ class AdversarialModule(LiftingModule):
         super().setup(stage)
         # a fresh fit starts from the pretrained lifter; a resumed one restores its own
         # checkpoint, and loading a finished model never needs the pretrained file
-        if stage == "fit" and self.pretrained and self.trainer.ckpt_path is None:
+        if stage != "fit" or self.trainer.ckpt_path is not None:
+            return
+        if self.pretrained is None and self.requires_pretrained:
+            raise ValueError(
+                f"--model.init_args.pretrained: {type(self).__name__} starts from a trained baseline of "
+                "the same backbone (as the reference does); pass its checkpoint (poseshift fit --config "
+                f"experiments/baseline/...), or `{SCRATCH}` to train the lifter from random weights"
+            )
+        if self.pretrained and self.pretrained != SCRATCH:
             self.load_pretrained(self.pretrained)
 
     # -- checkpoints --------------------------------------------------------------------------------

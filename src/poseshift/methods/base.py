@@ -12,12 +12,14 @@ accessors (:class:`poseshift.batches.PoseDataSource`), never from its internals.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from poseshift.batches import PoseBatch, PoseDataSource, TestSetInfo
@@ -69,6 +71,9 @@ class LiftingModule(pl.LightningModule):
         evaluation: evaluation options (:class:`Evaluation`).
         lifter: a ready lifter network (keyword only; for subclasses that build their own).
     """
+
+    # True for methods whose schedules (LR decay, stages, ...) are planned over a run that ends
+    needs_finite_epochs: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -146,6 +151,8 @@ class LiftingModule(pl.LightningModule):
 
     # -- evaluation -----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.check_schedule()
         if stage not in ("test", "fit"):
             return
         infos = self._test_set_info()
@@ -202,21 +209,57 @@ class LiftingModule(pl.LightningModule):
         return self.lift_for_eval(batch["pose2d"])
 
     def configure_callbacks(self) -> list[Callback]:
-        """Keep the best checkpoint by ``monitor`` (replacing Lightning's default one) and print results.
+        """Print test results; when fitting, keep the checkpoints under
+        ``<default_root_dir>/checkpoints`` (:class:`~poseshift.callbacks.LiftingCheckpoint`: best by
+        ``monitor``, ``last.ckpt`` every epoch, ``interrupted.ckpt`` on Ctrl-C), replacing
+        Lightning's default one.
 
-        With ``enable_checkpointing=False`` no checkpoint callback is added.
+        Nothing is added twice (``test`` after ``fit`` on the same trainer), no checkpoint
+        callback is added outside ``fit`` or with ``enable_checkpointing=False``.
         """
-        from poseshift.callbacks import ResultsTable
+        from poseshift.callbacks import LiftingCheckpoint, ResultsTable
 
-        callbacks: list[Callback] = [ResultsTable()]
-        if self.trainer.checkpoint_callback is not None:
-            callbacks.append(
-                ModelCheckpoint(
-                    monitor=self.monitor,
-                    mode="min",
-                    save_last=True,
-                    filename="best-{epoch:03d}",
-                    auto_insert_metric_name=False,
-                )
-            )
+        trainer = self.trainer
+        callbacks: list[Callback] = []
+        if not any(isinstance(c, ResultsTable) for c in trainer.callbacks):
+            callbacks.append(ResultsTable())
+        fitting = trainer.state.fn == "fit"
+        default = trainer.checkpoint_callback
+        if fitting and default is not None and not isinstance(default, LiftingCheckpoint):
+            dirpath = Path(trainer.default_root_dir) / "checkpoints"
+            callbacks.append(LiftingCheckpoint(monitor=self.monitor, dirpath=dirpath))
         return callbacks
+
+    def epochs_needed(self) -> str | None:
+        """Why the method needs ``trainer.max_epochs`` even when ``max_steps`` ends the run (None:
+        it does not); methods whose schedules count epochs over the run override this."""
+        return None
+
+    def check_schedule(self) -> None:
+        """Refuse ``trainer.max_epochs = -1`` where the schedule cannot run without it.
+
+        A run that never ends is refused by methods with a planned schedule
+        (``needs_finite_epochs``) and allowed, with a loud warning, otherwise; a run ended by
+        ``max_steps`` is refused only when :meth:`epochs_needed` says why.
+        """
+        trainer = self.trainer
+        max_epochs = trainer.max_epochs
+        if max_epochs is not None and max_epochs >= 0:
+            return
+        name = type(self).__name__
+        if trainer.max_steps >= 0:  # the run ends after max_steps
+            why = self.epochs_needed()
+            if why:
+                raise ValueError(f"--trainer.max_epochs {max_epochs}: {why}")
+            return
+        if self.needs_finite_epochs:
+            raise ValueError(
+                f"--trainer.max_epochs {max_epochs}: {name}'s schedule is planned over the run's length, "
+                "and this run would never end; set --trainer.max_epochs N (or --trainer.max_steps N)"
+            )
+        warnings.warn(
+            f"--trainer.max_epochs {max_epochs}: {name} trains until you stop it (Ctrl-C keeps "
+            "checkpoints/last.ckpt; `--ckpt_path last` resumes)",
+            UserWarning,
+            stacklevel=2,
+        )

@@ -53,6 +53,8 @@ class EvoSkeleton(AdversarialModule):
     Each learner is a player (``"learner0"``, ``"learner1"``, ...) with its own Adam.
     """
 
+    needs_finite_epochs = True  # stages are epoch ranges
+
     def __init__(
         self,
         num_learners: int = 2,

@@ -99,7 +99,8 @@ class PoseAug(AdversarialModule):
         backbone: the lifter architecture (see :class:`~poseshift.methods.base.LiftingModule`).
         backbone_kwargs: constructor arguments of the lifter.
         pretrained: path to a :class:`~poseshift.methods.Baseline` checkpoint whose lifter
-            weights start the lifter (the reference requires one).
+            weights start the lifter (the reference requires one): a fresh ``fit`` without one
+            is refused; ``"scratch"`` trains the lifter from random weights on purpose.
         lr_g: Adam learning rate of G (reference 1e-4).
         lr_d: Adam learning rate of both discriminators (1e-4).
         lr_p: Adam learning rate of the lifter (1e-4; 1e-3 for SemGCN).
@@ -168,6 +169,9 @@ class PoseAug(AdversarialModule):
         finite_check_every: player steps between host checks that losses and gradients are finite
             (``None``: every step on CPU, every 100 on an accelerator).
     """
+
+    needs_finite_epochs = True  # the LR decay and the beta ramp run over a planned length
+    requires_pretrained = True  # the reference always starts from a trained baseline
 
     def __init__(
         self,
@@ -314,6 +318,16 @@ class PoseAug(AdversarialModule):
                 steps,
                 planned,
             )
+
+    def epochs_needed(self) -> str | None:
+        hp = self.hparams
+        if hp.schedule_steps is None and hp.epochs is None:  # E would silently fall back to 50
+            return (
+                "PoseAug's LR decay and beta ramp run over trainer.max_epochs (model.init_args.epochs "
+                "is null); set --trainer.max_epochs N, --model.init_args.epochs E or "
+                "--model.init_args.schedule_steps S"
+            )
+        return None
 
     def _epochs(self) -> int:
         if self.hparams.epochs is not None:

@@ -32,6 +32,7 @@ TINY = dict(
     d3d_width=16,
     pool_size=48,
     epochs=4,
+    pretrained="scratch",  # these tests train PoseAug on its own, without a baseline
 )
 
 
@@ -179,7 +180,7 @@ def test_pretrained_baseline_weights_are_loaded(tmp_path):
     base = Baseline(backbone="simple_baseline", backbone_kwargs=TINY["backbone_kwargs"])
     path = tmp_path / "base.ckpt"
     torch.save({"state_dict": base.state_dict()}, path)
-    model = PoseAug(**TINY, pretrained=str(path))
+    model = PoseAug(**{**TINY, "pretrained": str(path)})
     assert any(not torch.equal(model.lifter.state_dict()[k], v) for k, v in base.lifter.state_dict().items())
     # loaded when a fresh fit starts (max_epochs=0: set up, then stop before any step)
     trainer = quiet_trainer(max_epochs=0, default_root_dir=tmp_path)
