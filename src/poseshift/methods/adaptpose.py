@@ -297,6 +297,7 @@ class AdaptPose(FeedbackAugmentation):
         # per-process stores of the whole source training set (D-real draws), not state
         self._real_pose3d: torch.Tensor | None = None
         self._real_pose2d: torch.Tensor | None = None
+        self._epoch_batches = 0
 
     # -- players and data -------------------------------------------------------------------------
     def configure_players(self) -> dict[str, Player]:
@@ -373,6 +374,7 @@ class AdaptPose(FeedbackAugmentation):
 
     # -- the algorithm ------------------------------------------------------------------------------
     def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
+        self._epoch_batches += 1
         hp = self.hparams
         source = batch["source"]
         window = self._source_window(source)
@@ -545,6 +547,16 @@ class AdaptPose(FeedbackAugmentation):
         self.log("train/p_loss_real", self.estimator_pass(real2d, real3d, self._batch_size()))
         for v in self._buffer.values():
             v.clear()
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        ran, self._epoch_batches = self._epoch_batches, 0
+        if ran == 0 and self.trainer.num_training_batches:
+            raise RuntimeError(
+                f"AdaptPose: no training batch ran in epoch {self.current_epoch}: the training loader "
+                "gave none (a target set smaller than one batch per process ends a combined "
+                "loader at once); use a smaller batch or a larger train_target set"
+            )
 
     # -- logging extras ------------------------------------------------------------------------------
     def _record_stats(self, gen: dict[str, torch.Tensor]) -> None:

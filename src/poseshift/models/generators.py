@@ -357,8 +357,9 @@ class MotionGenerator(nn.Module):
 
         Returns a dict: ``pose_ba``, ``pose_bl``, ``pose_rt`` (B, T, J, 3, absolute),
         ``ba_diff`` (B, T, nb), ``blr`` (B, 9), ``ratios`` (B, nb), ``rotation`` (B, 3, 3),
-        ``translation`` (B, 3), ``camera_mu`` / ``camera_sigma`` (B, d) and ``axis_angle`` (B, 3,
-        detached, for statistics).
+        ``translation`` (B, 3), ``camera_mu`` / ``camera_sigma`` (B, d), ``axis_angle`` (B, 3,
+        detached, for statistics) and, for BG3, each bone's ``bone_axis`` (B, nb, 3, not
+        normalized) and full ``bone_angle`` (B, nb).
         """
         b, t = window.shape[:2]
         if t != self.frames:
@@ -367,10 +368,12 @@ class MotionGenerator(nn.Module):
             )
         nb, mid = self.skeleton.num_bones, t // 2
         rel = window - window[:, :, :1]
+        extra: dict[str, torch.Tensor] = {}
         cond = rel[:, mid].reshape(b, -1)  # the code conditions every sub-net on the middle frame
         if self.ba is not None:
             if self.bone_generator == "bg3":
                 out = self.ba(with_noise(self.noise_dim, cond)).reshape(b, nb, 4)
+                extra = {"bone_axis": out[..., :3], "bone_angle": out[..., 3]}
                 pose_ba, ba_diff = bone_rotation_ramp(
                     window, out[..., :3], out[..., 3], None, self.ba_frozen, self.skeleton
                 )
@@ -415,6 +418,7 @@ class MotionGenerator(nn.Module):
             "camera_mu": mu,
             "camera_sigma": sigma,
             "axis_angle": axis_angle,
+            **extra,
         }
 
 
