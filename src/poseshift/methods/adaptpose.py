@@ -92,6 +92,11 @@ class AdaptPose(FeedbackAugmentation):
     lifter may take windows (VideoPose3D 27 frames, the default) or single frames (it then
     sees every window's middle frame).
 
+    Memory: with ``"sections"`` the epoch's real windows wait on the device for the epoch-end
+    pass (the code re-reads them from its loader): about 3.7 KB per 27-frame window, ~6 GB for
+    an H36M epoch of 1.5 M windows, plus one section's selected windows; a mid-epoch checkpoint
+    carries them too (so a resume trains on them).
+
     Args:
         backbone: the lifter architecture (see :class:`~poseshift.methods.base.LiftingModule`).
         backbone_kwargs: constructor arguments of the lifter; ``None`` with ``videopose`` gives
