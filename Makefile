@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton \
+.PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton bench-adaptpose \
 	bench-data bench-speed bench-evolve
 
 help:  ## list the targets
@@ -41,6 +41,9 @@ bench: install  ## the leaderboard: every method vs a baseline with as many lift
 
 bench-poseaug: install  ## baseline vs PoseAug and its ablation rows on the embedded benchmark, 3 seeds
 	$(PY) benchmarks/leaderboard.py --group poseaug $(ARGS)
+
+bench-adaptpose: install  ## baseline vs AdaptPose (27-frame VideoPose3D) + generator and camera ablations
+	$(PY) benchmarks/leaderboard.py --group adaptpose --threads 1 --jobs 1 $(ARGS)
 
 bench-evoskeleton: install  ## baseline vs EvoSkeleton (evolved data + cascade), 3 seeds
 	$(PY) benchmarks/leaderboard.py --group evoskeleton $(ARGS)

@@ -3,11 +3,13 @@
 Every row is a method's experiment config (``experiments/<method>/mocap*.yaml``, exactly what
 ``poseshift fit --config`` builds) trained for a budget counted in optimizer steps of its main
 player and tested with its last weights (no test-set selection) on the source test set and every
-target domain. Methods that start from a pretrained lifter start from the same baseline run
-(``pretrain``: the Baseline for ``PRETRAIN_STEPS`` lifter steps, per seed), and each of them is
-compared with a baseline that gets **the same number of lifter updates** in total: the same
+target domain. Methods that start from a pretrained lifter start from the same baseline run of
+their backbone (``Entry.baseline``: the SimpleBaseline ``baseline`` for ``PRETRAIN_STEPS`` lifter
+steps per seed, or e.g. AdaptPose's 27-frame VideoPose3D ``baseline-vpose27``), and each of them
+is compared with a baseline that gets **the same number of lifter updates** in total: the same
 Baseline continued to ``pretrain + the method's lifter steps`` (a fresh run with the same seed
-and a step-based schedule retraces the pretraining exactly, then continues).
+and a step-based schedule retraces the pretraining exactly, then continues). Ablation rows may
+run fewer seeds (``Entry.max_seeds``; the table's ``seeds`` column says how many).
 
 Each run is a separate process (``--jobs`` at a time) whose result is a JSON file; a killed
 leaderboard continues where it stopped (finished runs are not repeated; ``--fresh`` redoes them).
@@ -59,6 +61,11 @@ DIAGNOSTICS = (
     "poseaug/ratio_rt",
     "train/d2d_loss",
     "train/d3d_loss",
+    "adaptpose/kept_fraction",
+    "adaptpose/kept_in_frame",
+    "adaptpose/kept_in_band",
+    "adaptpose/ratio_rt",
+    "aug/camera_sigma_mean",
 )
 
 
@@ -85,6 +92,8 @@ class Entry:
         prepare: commands run first in the run's folder (``{dir}``, ``{seed}`` are filled in),
             e.g. EvoSkeleton's dataset evolution.
         main: a main row of the full leaderboard (not only an ablation of its group).
+        baseline: the Baseline entry (same backbone) this row starts from and is matched against.
+        max_seeds: run only the first this many seeds (ablation rows, to save time); ``None`` = all.
     """
 
     name: str
@@ -102,6 +111,8 @@ class Entry:
     groups: tuple[str, ...] = ()
     prepare: tuple[tuple[str, ...], ...] = ()
     main: bool = True
+    baseline: str = "baseline"
+    max_seeds: int | None = None
 
 
 POSEAUG = dict(
@@ -123,6 +134,38 @@ POSEAUG = dict(
 
 def _poseaug_ablation(name: str, why: str, *overrides: str) -> Entry:
     return Entry(name=name, overrides=overrides, main=False, **{**POSEAUG, "why": why})
+
+
+ADAPTPOSE_STEPS = 10 * BATCHES_PER_EPOCH
+ADAPTPOSE = dict(
+    config="experiments/adaptpose/mocap.yaml",
+    steps=ADAPTPOSE_STEPS,
+    player="g",
+    pretrained=True,
+    baseline="baseline-vpose27",
+    schedule_arg="schedule_steps",
+    warmup_arg="warmup_steps",
+    warmup_fraction=0.04,
+    groups=("adaptpose",),
+    why=(
+        "1,020 G steps (10 epochs at batch 256; 5 sections per epoch) with a 4 % warm-up (40 steps; the "
+        "code's 2 of 50 epochs), from the 27-frame VideoPose3D baseline (256 channels): a G step costs "
+        "~5 lifter steps here (three feedback passes, the target pass, the section and real passes), so "
+        "this is what fits tens of minutes per run on 2 shared cores; the code runs ~75,000 at batch 1024"
+    ),
+)
+
+
+def _adaptpose_ablation(
+    name: str, why: str, *overrides: str, seeds: int | None = 1, group: str = "adaptpose", **changes: Any
+) -> Entry:
+    spec = {
+        **ADAPTPOSE,
+        "why": why + (f"; {seeds} seed(s) to save time" if seeds else ""),
+        "groups": (group,),
+        **changes,
+    }
+    return Entry(name=name, overrides=overrides, main=False, max_seeds=seeds, **spec)
 
 
 ENTRIES: dict[str, Entry] = {
@@ -156,6 +199,70 @@ ENTRIES: dict[str, Entry] = {
         ),
         _poseaug_ablation(
             "poseaug-strict-filter", "the strict in-frame filter", "--model.init_args.in_frame_filter=strict"
+        ),
+        Entry(
+            name="baseline-vpose27",
+            config="experiments/adaptpose/baseline_mocap.yaml",
+            steps=PRETRAIN_STEPS,
+            why="AdaptPose's pretrained lifter: 27-frame VideoPose3D (256 channels), 20 epochs at batch 256",
+            groups=("adaptpose",),
+            main=False,
+        ),
+        Entry(name="adaptpose", **ADAPTPOSE),
+        _adaptpose_ablation(
+            "adaptpose-bg1", "Table 6: BG1", "--config=experiments/adaptpose/ablations/table6_bg1.yaml"
+        ),
+        _adaptpose_ablation(
+            "adaptpose-bg2", "Table 6: BG2", "--config=experiments/adaptpose/ablations/table6_bg2.yaml"
+        ),
+        _adaptpose_ablation(
+            "adaptpose-deterministic",
+            "Table 7: deterministic axis-angle camera",
+            "--config=experiments/adaptpose/ablations/table7_deterministic.yaml",
+        ),
+        _adaptpose_ablation(
+            "adaptpose-quaternion",
+            "Table 7: probabilistic quaternion camera",
+            "--config=experiments/adaptpose/ablations/table7_quaternion.yaml",
+        ),
+        _adaptpose_ablation(
+            "adaptpose-euler",
+            "Table 7: probabilistic Euler camera",
+            "--config=experiments/adaptpose/ablations/table7_euler.yaml",
+        ),
+        _adaptpose_ablation(
+            "adaptpose-paper",
+            "the paper's variants (reparameterized camera, L_proj eq. 18, in-band feedback, 10-degree "
+            "perturbation, full-KCS and 2D-KCS branches, stride 2-5)",
+            "--config=experiments/adaptpose/ablations/paper.yaml",
+            group="adaptpose-more",
+        ),
+        _adaptpose_ablation(
+            "adaptpose-no-selection",
+            "Table 5 A5: no selection",
+            "--config=experiments/adaptpose/ablations/table5_a5.yaml",
+            group="adaptpose-more",
+        ),
+        _adaptpose_ablation(
+            "adaptpose-no-dd",
+            "Table 5 A3: bone and camera generation without domain discriminator and selection",
+            "--config=experiments/adaptpose/ablations/table5_a3.yaml",
+            group="adaptpose-more",
+        ),
+        Entry(
+            name="baseline-vpose1",
+            config="experiments/adaptpose/baseline_mocap_1frame.yaml",
+            steps=PRETRAIN_STEPS,
+            why="the single-frame VideoPose3D baseline (256 channels) for Table 8's 1-frame row",
+            groups=("adaptpose-more",),
+            main=False,
+        ),
+        _adaptpose_ablation(
+            "adaptpose-1frame",
+            "Table 8: single-frame lifter and generator",
+            group="adaptpose-more",
+            baseline="baseline-vpose1",
+            config="experiments/adaptpose/mocap_1frame.yaml",
         ),
         Entry(
             name="evoskeleton",
@@ -314,23 +421,32 @@ def spec_of(run: Run, args: argparse.Namespace, results: dict[str, dict]) -> dic
     if run.matched:  # the Baseline, as many lifter updates as the method got in total
         method_run = results[run.matched]
         method = ENTRIES[run.matched.split(":")[0]]
-        start = results[f"baseline:{run.seed}"]["steps"]["p"] if method.pretrained else 0
+        start = results[f"{method.baseline}:{run.seed}"]["steps"]["p"] if method.pretrained else 0
         spec["max_steps"] = start + lifter_steps(method_run, method)
     return spec
 
 
+def is_baseline(entry: Entry) -> bool:
+    """Whether the entry is a pretraining Baseline that other rows start from."""
+    return entry.name == "baseline" or any(e.baseline == entry.name for e in ENTRIES.values())
+
+
 def plan(entries: list[Entry], seeds: list[int], out: Path) -> list[Run]:
-    """Runs in dependency order: per seed the baseline (the pretrained lifter), each row, and the
-    row's matched baseline."""
+    """Runs in dependency order: per seed the baselines the rows need (the pretrained lifters), each
+    row, and the row's matched baseline."""
     runs: list[Run] = []
-    base = ENTRIES["baseline"]
+    pretrain: dict[str, Run] = {}
+    needed = {e.name for e in entries if is_baseline(e)} | {e.baseline for e in entries if not is_baseline(e)}
     for seed in seeds:
-        pre = Run("baseline", base, seed, out / "baseline" / f"seed{seed}")
-        pre.save = pre.dir / "last.ckpt"
-        runs.append(pre)
+        for name in sorted(needed):
+            pre = Run(name, ENTRIES[name], seed, out / name / f"seed{seed}")
+            pre.save = pre.dir / "last.ckpt"
+            pretrain[pre.id] = pre
+            runs.append(pre)
         for entry in entries:
-            if entry.name == "baseline":
+            if is_baseline(entry) or (entry.max_seeds is not None and seed not in seeds[: entry.max_seeds]):
                 continue
+            pre, base = pretrain[f"{entry.baseline}:{seed}"], ENTRIES[entry.baseline]
             run = Run(entry.name, entry, seed, out / entry.name / f"seed{seed}")
             if entry.pretrained:
                 run.pretrained, run.depends = pre.save, [pre.id]
@@ -356,7 +472,8 @@ def execute(runs: list[Run], args: argparse.Namespace, log: Callable[[str], None
     def launch(run: Run) -> tuple[Run, dict]:
         spec = spec_of(run, args, results)
         if run.matched:  # one run per step count serves every row with that many lifter updates
-            run.dir = run.dir.parents[1] / "baseline-steps" / str(spec["max_steps"]) / f"seed{run.seed}"
+            steps_dir = f"{run.entry.name}-steps"  # "baseline-steps" for the SimpleBaseline
+            run.dir = run.dir.parents[1] / steps_dir / str(spec["max_steps"]) / f"seed{run.seed}"
             spec["dir"] = str(run.dir)
         if run.result.exists() and not args.fresh:
             return run, json.loads(run.result.read_text())

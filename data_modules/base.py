@@ -85,13 +85,15 @@ class PoseDataModule(pl.LightningDataModule):
             centred on each sample, edge-padded within its sequence
             (:class:`data_modules.temporal.WindowedPoseDataset`); 1 = single frames.
         random_stride: training only: each window's frame stride is drawn in
-            ``1..random_stride`` (AdaptPose's random temporal down-sampling).
+            ``random_stride_min..random_stride`` (AdaptPose's random temporal down-sampling).
         window_3d: with ``receptive_field`` > 1, also serve the 3D of every window frame as
             ``pose3d_window`` (B, T, J, 3) and ``root3d_window`` (B, T, 3) (for generators that
             move 3D motion, e.g. AdaptPose's); ``pose3d`` stays the centre frame.
         train_target: name of an unlabeled target set (see :meth:`describe`) served beside every
             source training batch as ``batch["target"]`` (the same batch size, reshuffled every
             pass and cycled as needed); ``None`` = source only. Adaptation methods need it.
+        random_stride_min: smallest training stride drawn (1; AdaptPose's paper: r in [2, 5],
+            its code: 1 or 2).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class PoseDataModule(pl.LightningDataModule):
         random_stride: int = 1,
         window_3d: bool = False,
         train_target: str | None = None,
+        random_stride_min: int = 1,
     ) -> None:
         super().__init__()
         if batch_size <= 0 or eval_batch_size <= 0:
@@ -112,13 +115,14 @@ class PoseDataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
         self.requested_test_sets = test_sets
-        if receptive_field < 1 or receptive_field % 2 == 0 or random_stride < 1:
+        if receptive_field < 1 or receptive_field % 2 == 0 or not 1 <= random_stride_min <= random_stride:
             raise ValueError(
-                f"receptive_field must be odd and >= 1 and random_stride >= 1, got "
-                f"{receptive_field} and {random_stride}"
+                f"receptive_field must be odd and >= 1 and 1 <= random_stride_min <= random_stride, got "
+                f"{receptive_field}, {random_stride_min} and {random_stride}"
             )
         self.receptive_field = receptive_field
         self.random_stride = random_stride
+        self.random_stride_min = random_stride_min
         self.window_3d = window_3d
         self.train_target = train_target
         self.sets: DomainSets | None = None
@@ -178,8 +182,10 @@ class PoseDataModule(pl.LightningDataModule):
     # -- loaders ------------------------------------------------------------------------------
     def _dataset(self, poses: PoseSet, train: bool) -> PoseDataset:
         if self.receptive_field > 1:
-            stride = self.random_stride if train else 1
-            return WindowedPoseDataset(poses, self.receptive_field, stride, window_3d=self.window_3d)
+            stride, low = (self.random_stride, self.random_stride_min) if train else (1, 1)
+            return WindowedPoseDataset(
+                poses, self.receptive_field, stride, window_3d=self.window_3d, min_stride=low
+            )
         return PoseDataset(poses)
 
     def _loader(self, poses: PoseSet, train: bool) -> DataLoader:

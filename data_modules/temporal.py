@@ -7,8 +7,9 @@ VideoPose3D pads its inputs (``np.pad(..., "edge")``), so every sample keeps a f
 and nothing is dropped. Labels (``pose3d``, ``root3d``) and ids stay those of the centre frame.
 
 ``random_stride > 1`` is AdaptPose's random temporal down-sampling for training: each sample
-draws its own stride in ``1..random_stride`` and its window skips frames accordingly
-(``offsets * stride``), still clamped to the sequence.
+draws its own stride in ``min_stride..random_stride`` and its window skips frames accordingly
+(``offsets * stride``), still clamped to the sequence. AdaptPose's code draws 1 or 2
+(``min_stride=1, random_stride=2``); its paper says r in [2, 5] (``min_stride=2, random_stride=5``).
 
 Batches carry ``pose2d`` as (B, T, J, 2); everything else as in :class:`PoseDataset`. With
 ``window_3d`` they also carry the window's 3D, ``pose3d_window`` (B, T, J, 3) and
@@ -44,6 +45,7 @@ class WindowedPoseDataset(PoseDataset):
         receptive_field: odd window length T.
         random_stride: largest per-sample stride drawn in training (1 = always contiguous).
         seed: seed of the stride draws.
+        min_stride: smallest per-sample stride drawn (1).
         window_3d: also serve ``pose3d_window`` and ``root3d_window`` (labeled sets only).
     """
 
@@ -54,11 +56,14 @@ class WindowedPoseDataset(PoseDataset):
         random_stride: int = 1,
         seed: int = 0,
         window_3d: bool = False,
+        min_stride: int = 1,
     ) -> None:
         if receptive_field < 1 or receptive_field % 2 == 0:
             raise ValueError(f"receptive_field must be a positive odd number, got {receptive_field}")
-        if random_stride < 1:
-            raise ValueError(f"random_stride must be >= 1, got {random_stride}")
+        if not 1 <= min_stride <= random_stride:
+            raise ValueError(
+                f"strides must satisfy 1 <= min_stride <= random_stride, got {min_stride}, {random_stride}"
+            )
         # aligned arrays (e.g. one video of user keypoints) need 'pose2d', 'sequence' and 'frame'
         arrays = poses.arrays() if isinstance(poses, PoseSet) else poses
         where = f"{poses.source}: {poses.name}" if isinstance(poses, PoseSet) else "poses"
@@ -80,13 +85,18 @@ class WindowedPoseDataset(PoseDataset):
         self._offsets = torch.arange(-pad, pad + 1)
         self.receptive_field = receptive_field
         self.random_stride = random_stride
+        self.min_stride = min_stride
         self.window_3d = window_3d and "pose3d" in arrays and "root3d" in arrays
         self._generator = torch.Generator().manual_seed(seed)
 
     def window_indices(self, idx: torch.Tensor) -> torch.Tensor:
         """(B, T) sample indices of the windows centred on ``idx``, edge-clamped per sequence."""
-        if self.random_stride > 1:
-            stride = torch.randint(1, self.random_stride + 1, (len(idx), 1), generator=self._generator)
+        if self.random_stride > self.min_stride:
+            stride = torch.randint(
+                self.min_stride, self.random_stride + 1, (len(idx), 1), generator=self._generator
+            )
+        elif self.min_stride > 1:
+            stride = torch.full((len(idx), 1), self.min_stride, dtype=torch.long)
         else:
             stride = torch.ones(len(idx), 1, dtype=torch.long)
         pos = idx[:, None] + self._offsets[None] * stride

@@ -8,7 +8,14 @@ pose and in its augmentation parameters, and built on :mod:`poseshift.geometry`:
 * :func:`bone_length_scale` (BL) multiplies bone lengths, keeping directions and the root;
   :func:`expand_shared` maps a few shared ratios (left = right) to every bone.
 * :func:`rigid_transform` (RT) rotates the root-relative pose by an axis-angle vector and
-  places its root at a new absolute position.
+  places its root at a new absolute position; :func:`rigid_transform_matrix` takes a rotation
+  matrix and, for windows, the point to rotate about (so a motion can keep its trajectory).
+* Motion (AdaptPose, windows (..., T, J, 3)): :func:`bone_rotation_ramp` (BG3) turns each bone
+  about its own axis by an angle growing linearly over the window, :func:`bone_direction_ramp`
+  (BG2) moves one frame's bone directions linearly towards a target, :func:`ramp_fractions`
+  gives the per-frame fractions; BG1 is :func:`bone_angle_perturb` with one residual per window.
+* :func:`perturb_bone_directions` turns every bone by a small random rotation (AdaptPose's
+  perturbation of the 3D discriminator's real poses).
 * :func:`swap_bone_lengths` gives every pose the bone lengths of a random template.
 * :func:`reproject` / :func:`in_frame` / :func:`in_view` re-project augmented camera-frame 3D
   with each sample's own intrinsics (distortion included) and flag projections that leave the
@@ -34,7 +41,7 @@ from poseshift.geometry.bones import (
     set_bone_lengths,
 )
 from poseshift.geometry.camera import project
-from poseshift.geometry.rotations import axis_angle_to_matrix
+from poseshift.geometry.rotations import axis_angle_to_matrix, random_unit_vectors, rotate_about_axis
 from poseshift.geometry.skeleton import H36M17, Skeleton
 
 _EPS = 1e-8
@@ -110,12 +117,123 @@ def bone_angle_perturb(
     moved = unit + delta
     moved = moved / torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min(eps)
     if frozen_bones:
-        keep = torch.zeros(skeleton.num_bones, 1, dtype=torch.bool, device=pose.device)
-        keep[list(frozen_bones)] = True
-        moved = torch.where(keep, unit, moved)
+        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
     ba_diff = 1.0 - (moved * unit).sum(-1)
     out = bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :])
     return out, ba_diff
+
+
+def _frozen_mask(frozen_bones: Sequence[int], skeleton: Skeleton, device: torch.device) -> torch.Tensor:
+    keep = torch.zeros(skeleton.num_bones, 1, dtype=torch.bool, device=device)
+    keep[list(frozen_bones)] = True
+    return keep
+
+
+# -- motion (windows) ------------------------------------------------------------------------------
+def ramp_fractions(
+    frames: int, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> torch.Tensor:
+    """(T,) fraction of a motion's full change reached at each frame: ``t / T`` for t = 0..T-1.
+
+    That is AdaptPose's code (frame 0 unchanged, the last frame at (T-1)/T). A single frame
+    (T = 1) takes the whole change: the code's formula gives 0 there, i.e. no bone change at
+    all in its single-frame setting, which would make the generator's BA a no-op.
+    """
+    if frames == 1:
+        return torch.ones(1, dtype=dtype, device=device)
+    return torch.arange(frames, dtype=dtype, device=device) / frames
+
+
+def bone_rotation_ramp(
+    pose: torch.Tensor,
+    axis: torch.Tensor,
+    angle: torch.Tensor,
+    fractions: torch.Tensor | None = None,
+    frozen_bones: Sequence[int] = BA_FROZEN_BONES_H36M17,
+    skeleton: Skeleton = H36M17,
+    eps: float = _EPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """AdaptPose's BG3: in frame t every bone's own unit vector turns about ``axis`` by
+    ``angle * fractions[t]``; bone lengths and every frame's root are kept.
+
+    Args:
+        pose: (..., T, J, 3) windows (absolute or root-relative; each frame's root is kept).
+        axis: (..., B, 3) rotation axis per bone (normalized here).
+        angle: (..., B) full rotation angle per bone, radians (unbounded, as the code).
+        fractions: (T,) fraction of the angle per frame; ``None`` = :func:`ramp_fractions`.
+        frozen_bones: bones that keep their source direction (the code: pelvis->spine->thorax).
+        skeleton: kinematic tree.
+
+    Returns:
+        The windows (..., T, J, 3) and ``1 - cos`` of each bone's change per frame (..., T, B).
+    """
+    if fractions is None:
+        fractions = ramp_fractions(pose.shape[-3], pose.dtype, pose.device)
+    bones = joints_to_bones(pose, skeleton)
+    length = torch.linalg.vector_norm(bones, dim=-1)
+    unit = bones / length.unsqueeze(-1).clamp_min(eps)
+    ang = angle.unsqueeze(-2) * fractions[:, None]  # (..., T, B)
+    moved = rotate_about_axis(unit, axis.unsqueeze(-3), ang)
+    if frozen_bones:
+        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
+    ba_diff = 1.0 - (moved * unit).sum(-1)
+    return bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :]), ba_diff
+
+
+def bone_direction_ramp(
+    pose: torch.Tensor,
+    delta: torch.Tensor,
+    fractions: torch.Tensor | None = None,
+    frozen_bones: Sequence[int] = BA_FROZEN_BONES_H36M17,
+    skeleton: Skeleton = H36M17,
+    eps: float = _EPS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """AdaptPose's BG2 (paper eq. 6): a motion grown from the window's first frame alone.
+
+    Frame t has the first frame's unit bones plus ``fractions[t] * delta``, renormalized, at the
+    first frame's bone lengths; every frame keeps its own root (the source trajectory). The
+    source motion of the other frames is discarded, as the paper describes.
+
+    Args:
+        pose: (..., T, J, 3) windows.
+        delta: (..., B, 3) full residual on the unit bone directions.
+        fractions: (T,) fraction of ``delta`` per frame; ``None`` = :func:`ramp_fractions`.
+        frozen_bones: bones that keep the first frame's direction.
+        skeleton: kinematic tree.
+
+    Returns:
+        The windows (..., T, J, 3) and ``1 - cos`` between each frame's bones and the first
+        frame's (..., T, B).
+    """
+    if fractions is None:
+        fractions = ramp_fractions(pose.shape[-3], pose.dtype, pose.device)
+    bones = joints_to_bones(pose[..., :1, :, :], skeleton)  # (..., 1, B, 3): frame t0
+    length = torch.linalg.vector_norm(bones, dim=-1)
+    unit = bones / length.unsqueeze(-1).clamp_min(eps)
+    moved = unit + fractions[:, None, None] * delta.unsqueeze(-3)
+    moved = moved / torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min(eps)
+    if frozen_bones:
+        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
+    ba_diff = 1.0 - (moved * unit).sum(-1)
+    return bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :]), ba_diff
+
+
+def perturb_bone_directions(
+    pose: torch.Tensor,
+    max_deg: float,
+    skeleton: Skeleton = H36M17,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Turn every bone of poses (..., J, 3) about a random axis by a random angle in [0, max_deg].
+
+    Lengths and the root are kept. AdaptPose's paper (sec. 4.3) shows its 3D discriminator
+    perturbed poses (< 10 degrees) so that it does not pin the generator to the source poses.
+    """
+    bones = joints_to_bones(pose, skeleton)
+    axis = random_unit_vectors(bones.shape[:-1], generator, bones.dtype, bones.device)
+    angle = torch.rand(bones.shape[:-1], generator=generator, dtype=bones.dtype, device=bones.device)
+    turned = rotate_about_axis(bones, axis, angle * math.radians(max_deg))
+    return bones_to_joints(turned, skeleton, root=pose[..., :1, :])
 
 
 # -- BL ------------------------------------------------------------------------------------------
@@ -197,9 +315,32 @@ def rigid_transform(pose: torch.Tensor, axis_angle: torch.Tensor, translation: t
     Returns:
         (..., J, 3) poses whose joint 0 sits at ``translation``.
     """
-    rot = axis_angle_to_matrix(axis_angle)  # (..., 3, 3), acts on column vectors
-    rel = pose - pose[..., :1, :]
-    return rel @ rot.transpose(-1, -2) + translation.unsqueeze(-2)
+    return rigid_transform_matrix(pose, axis_angle_to_matrix(axis_angle), translation)
+
+
+def rigid_transform_matrix(
+    pose: torch.Tensor,
+    rotation: torch.Tensor,
+    translation: torch.Tensor,
+    origin: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``R (pose - origin) + t`` with a rotation matrix (..., 3, 3) acting on column vectors.
+
+    Args:
+        pose: (..., J, 3) poses, or windows (B, T, J, 3) with ``rotation`` (B, 1, 3, 3) and
+            ``translation`` (B, 1, 3) shared by the frames.
+        rotation: rotation matrices, broadcast against the leading dims of ``pose``.
+        translation: (..., 3) where ``origin`` lands.
+        origin: (..., 1, 3) point each pose is rotated about; ``None`` = its own root joint, so
+            joint 0 lands exactly at ``translation`` (for a window: every frame's root, which
+            removes the trajectory, as AdaptPose's code). Pass a window's middle-frame root,
+            (B, 1, 1, 3), to rotate the whole motion rigidly and keep its trajectory.
+
+    Returns:
+        (..., J, 3) transformed poses.
+    """
+    rel = pose - (pose[..., :1, :] if origin is None else origin)
+    return rel @ rotation.transpose(-1, -2) + translation.unsqueeze(-2)
 
 
 # -- projection -----------------------------------------------------------------------------------
@@ -274,6 +415,8 @@ __all__ = [
     "BL_GROUPS_H36M17",
     "augmentation_stats",
     "bone_angle_perturb",
+    "bone_direction_ramp",
+    "bone_rotation_ramp",
     "bone_length_scale",
     "expand_shared",
     "geodesic_angle_deg",
@@ -282,7 +425,10 @@ __all__ = [
     "in_view",
     "load_bone_templates",
     "median_bone_lengths",
+    "perturb_bone_directions",
+    "ramp_fractions",
     "reproject",
     "rigid_transform",
+    "rigid_transform_matrix",
     "swap_bone_lengths",
 ]

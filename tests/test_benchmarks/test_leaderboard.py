@@ -64,3 +64,17 @@ def board_args(board, **kw):
     import argparse
 
     return argparse.Namespace(**{"entries": None, "group": "all", **kw})
+
+
+def test_adaptpose_rows_start_from_and_match_their_own_backbone_baseline(tmp_path):
+    board = load_leaderboard()
+    entries = board.select(board_args(board, group="adaptpose"))
+    runs = board.plan(entries, [0, 1, 2], tmp_path)
+    ids = [r.id for r in runs]
+    assert "baseline-vpose27:0" in ids and "baseline:0" not in ids
+    main = [r for r in runs if r.label == "adaptpose"]
+    assert len(main) == 3 and all(r.depends == [f"baseline-vpose27:{r.seed}"] for r in main)
+    matched = [r for r in runs if r.matched == "adaptpose:0"]
+    assert len(matched) == 1 and matched[0].entry.name == "baseline-vpose27"
+    # ablation rows run the first seed only
+    assert [r.seed for r in runs if r.label == "adaptpose-bg1"] == [0]

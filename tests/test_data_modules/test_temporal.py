@@ -57,6 +57,17 @@ def test_random_stride_skips_frames_but_stays_in_the_sequence() -> None:
     assert edge.max() == 39
 
 
+def test_stride_range_is_drawn_between_min_and_max() -> None:
+    # AdaptPose's paper: r in [2, 5]; its code: 1 or 2
+    ds = WindowedPoseDataset(_set([0] * 60), receptive_field=3, random_stride=5, seed=1, min_stride=2)
+    win = ds.window_indices(torch.full((400,), 30))
+    assert (win[:, 2] - win[:, 1]).unique().tolist() == [2, 3, 4, 5]
+    fixed = WindowedPoseDataset(_set([0] * 60), receptive_field=3, random_stride=2, min_stride=2)
+    assert (fixed.window_indices(torch.full((20,), 30))[:, 2] == 32).all()
+    with pytest.raises(ValueError, match="min_stride"):
+        WindowedPoseDataset(_set([0] * 10), receptive_field=3, random_stride=2, min_stride=3)
+
+
 def test_bad_sequences_and_sizes() -> None:
     with pytest.raises(DataFormatError, match="not consecutive"):
         WindowedPoseDataset(_set([0, 1, 0]), receptive_field=3)

@@ -205,3 +205,40 @@ def test_bone_templates_file_is_checked(tmp_path):
         load_bone_templates(tmp_path / "shape.npy")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_bone_templates(tmp_path / "none.npy")
+
+
+def test_rotate_about_axis_matches_rodrigues_matrices():
+    from poseshift.geometry import random_unit_vectors, rotate_about_axis
+
+    torch.manual_seed(0)
+    v, axis, angle = torch.randn(7, 3), torch.randn(7, 3), torch.rand(7) * 3
+    want = (axis_angle_to_matrix(axis / axis.norm(dim=-1, keepdim=True) * angle[:, None]) @ v[..., None])[
+        ..., 0
+    ]
+    torch.testing.assert_close(rotate_about_axis(v, axis, angle), want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(random_unit_vectors((50,)).norm(dim=-1), torch.ones(50))
+
+
+def test_bone_perturbation_keeps_lengths_and_root_and_stays_under_its_bound():
+    from poseshift.augment import perturb_bone_directions
+    from poseshift.geometry import joints_to_bones
+
+    torch.manual_seed(0)
+    pose = torch.randn(64, 17, 3)
+    out = perturb_bone_directions(pose, 10.0)
+    torch.testing.assert_close(bone_lengths(out), bone_lengths(pose), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out[:, 0], pose[:, 0])
+    a, b = joints_to_bones(pose), joints_to_bones(out)
+    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+    angle = torch.rad2deg(torch.acos(cos.clamp(-1, 1)))
+    assert float(angle.max()) <= 10.0 + 1e-2 and float(angle.mean()) > 2.0
+
+
+def test_frobenius_normalize_matches_the_data_modules():
+    import numpy as np
+
+    from data_modules.common import frobenius_normalize as np_frob
+    from poseshift.geometry import frobenius_normalize
+
+    x = np.random.default_rng(0).normal(size=(5, 17, 2)).astype(np.float32)
+    torch.testing.assert_close(frobenius_normalize(torch.from_numpy(x)), torch.from_numpy(np_frob(x)))

@@ -4,7 +4,8 @@
   :func:`lsgan_discriminator_loss`.
 * WGAN (PoseDA, SyncAdv-wKCS): :func:`wgan_critic_loss`, :func:`wgan_generator_loss`, with
   either :func:`clip_weights` (Arjovsky et al.) or :func:`gradient_penalty` (Gulrajani et al.).
-* Bands (PoseAug's regularizer and feedback): :func:`range_loss`, :func:`rectified_l2`.
+* Bands (PoseAug's regularizer and feedback): :func:`range_loss`, :func:`rectified_l2`, and
+  the BA/BL regularizer built from them, :func:`bone_change_regularizer`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,33 @@ def rectified_l2(gamma: torch.Tensor, threshold: float) -> torch.Tensor:
     return range_loss(gamma, 0.0, threshold)
 
 
+def bone_change_regularizer(
+    ba_diff: torch.Tensor | None,
+    blr: torch.Tensor | None,
+    ba_range: tuple[float, float] = (0.205, 0.165),
+    blr_threshold: float = 0.1,
+) -> torch.Tensor:
+    """PoseAug's and AdaptPose's ``L_diff``: ``R(mean_bones(1 - cos); m, w) + RL2(blr; t)``.
+
+    Args:
+        ba_diff: (..., B) ``1 - cos`` of each bone's direction change (per frame for windows),
+            or ``None`` without bone-angle changes; the band holds the mean over bones of every
+            pose (the code's form; the PoseAug paper's eq. 10 thresholds the mean of gamma).
+        blr: (..., G) shared bone-length residuals, or ``None``; rectified element by element.
+        ba_range: (centre m, half width w) of the band on the mean ``1 - cos``.
+        blr_threshold: rectified-L2 threshold t on the residuals.
+    """
+    if ba_diff is None and blr is None:
+        raise ValueError("bone_change_regularizer needs ba_diff or blr")
+    ref = ba_diff if ba_diff is not None else blr
+    loss = ref.new_zeros(())
+    if ba_diff is not None:
+        loss = loss + range_loss(ba_diff.mean(-1), ba_range[0], ba_range[1])
+    if blr is not None:
+        loss = loss + rectified_l2(blr, blr_threshold)
+    return loss
+
+
 # -- LSGAN ------------------------------------------------------------------------------------------
 def lsgan_loss(pred: torch.Tensor, target: float) -> torch.Tensor:
     """Least-squares GAN loss ``mean[(D(x) - target)^2]`` (PoseAug eq. 12)."""
@@ -46,14 +74,22 @@ def lsgan_generator_loss(fake_scores: torch.Tensor, weight: float = 1.0) -> torc
     return (0.5 * weight) * lsgan_loss(fake_scores, 1.0)
 
 
-def lsgan_discriminator_loss(disc: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+def lsgan_discriminator_loss(disc: nn.Module, real: Inputs, fake: Inputs) -> torch.Tensor:
     """LSGAN D loss ``0.5 [mean (D(real) - 1)^2 + mean D(fake)^2]``, real and fake in one forward.
 
-    One batched forward is exact only for discriminators without batch statistics (no
-    BatchNorm), which holds for every discriminator in :mod:`poseshift.models.discriminators`.
+    ``real`` and ``fake`` are one tensor each, or matching tuples for a D with several inputs
+    (each input is concatenated over real and fake). One batched forward is exact only for
+    discriminators without batch statistics (no BatchNorm), which holds for every
+    discriminator in :mod:`poseshift.models.discriminators`.
     """
-    out = disc(torch.cat([real, fake]))
-    return 0.5 * (lsgan_loss(out[: len(real)], 1.0) + lsgan_loss(out[len(real) :], 0.0))
+    reals, fakes = _as_tuple(real), _as_tuple(fake)
+    if len(reals) != len(fakes):
+        raise ValueError(
+            f"real and fake must have the same number of inputs, got {len(reals)} and {len(fakes)}"
+        )
+    n = len(reals[0])
+    out = disc(*(torch.cat([r, f]) for r, f in zip(reals, fakes, strict=True)))
+    return 0.5 * (lsgan_loss(out[:n], 1.0) + lsgan_loss(out[n:], 0.0))
 
 
 # -- WGAN -------------------------------------------------------------------------------------------
@@ -110,6 +146,7 @@ def clip_weights(module: nn.Module, bound: float) -> None:
 
 
 __all__ = [
+    "bone_change_regularizer",
     "clip_weights",
     "gradient_penalty",
     "lsgan_discriminator_loss",

@@ -14,6 +14,7 @@ from poseshift.geometry.camera import (
     H36M_S1_EXTRINSICS,
     INTRINSICS_DIM,
     camera_to_world,
+    frobenius_normalize,
     h36m_intrinsics,
     normalize_intrinsics,
     normalize_screen,
@@ -48,6 +49,8 @@ from poseshift.geometry.rotations import (
     quaternion_slerp,
     quaternion_to_matrix,
     random_rotation,
+    random_unit_vectors,
+    rotate_about_axis,
 )
 from poseshift.geometry.skeleton import (
     H36M17,
@@ -93,11 +96,14 @@ __all__ = [
     "quaternion_slerp",
     "quaternion_to_matrix",
     "random_rotation",
+    "random_unit_vectors",
+    "rotate_about_axis",
     # camera
     "H36M_CAMERAS",
     "H36M_S1_EXTRINSICS",
     "INTRINSICS_DIM",
     "camera_to_world",
+    "frobenius_normalize",
     "h36m_intrinsics",
     "normalize_intrinsics",
     "normalize_screen",

@@ -67,6 +67,17 @@ def normalize_screen(
     return torch.stack([2 * uv[..., 0] / w - 1, 2 * uv[..., 1] / w - h / w], dim=-1)
 
 
+def frobenius_normalize(pose2d: torch.Tensor, root: int = 0, eps: float = 1e-8) -> torch.Tensor:
+    """Root-centre 2D poses (..., J, 2) and divide each by its Frobenius norm.
+
+    AdaptPose's 2D normalization for Ski-Pose (its crops are centred on the athlete, so position
+    and scale carry no information); the same as ``data_modules.common.frobenius_normalize``.
+    """
+    centred = pose2d - pose2d[..., root : root + 1, :]
+    norm = torch.linalg.vector_norm(centred, dim=(-2, -1), keepdim=True)
+    return centred / norm.clamp_min(eps)
+
+
 def unnormalize_screen(
     xy: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float
 ) -> torch.Tensor:

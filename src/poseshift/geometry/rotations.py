@@ -34,6 +34,31 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     return eye + a * k + b * (k @ k)
 
 
+def rotate_about_axis(v: torch.Tensor, axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotate vectors ``v`` (..., 3) about ``axis`` (..., 3) by ``angle`` (...) radians (Rodrigues).
+
+    The axis is normalized here (a zero axis leaves ``v`` unchanged); all three broadcast. Rotating
+    the vectors directly costs a fraction of building (..., 3, 3) matrices first, which matters
+    when every bone of every frame of a batch of windows gets its own rotation.
+    """
+    k = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp_min(_EPS)
+    k, v = torch.broadcast_tensors(k, v)
+    c, s = torch.cos(angle).unsqueeze(-1), torch.sin(angle).unsqueeze(-1)
+    kv = (k * v).sum(-1, keepdim=True)
+    return v * c + torch.cross(k, v, dim=-1) * s + k * kv * (1 - c)
+
+
+def random_unit_vectors(
+    shape: tuple[int, ...],
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Directions (*shape, 3) uniformly distributed on the sphere (normalized Gaussians)."""
+    v = torch.randn(*shape, 3, generator=generator, dtype=dtype, device=device)
+    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(_EPS)
+
+
 def matrix_to_quaternion(m: torch.Tensor) -> torch.Tensor:
     """Rotation matrices (..., 3, 3) to unit quaternions (..., 4) with w >= 0."""
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]

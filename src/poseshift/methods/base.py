@@ -47,12 +47,23 @@ class Evaluation:
         per_action: also report each test set's metrics per action and as the unweighted mean
             over actions (``<metric>_action_wise``, the VideoPose3D/EvoSkeleton H36M protocol);
             the plain keys stay the pooled mean over all frames.
+        time_flip_test: for window inputs (B, T, J, 2), also average with the prediction of the
+            time-reversed window; with ``flip_test`` this is AdaptPose's 4-way test-time
+            augmentation (original, mirrored, reversed, mirrored and reversed). Not a standard
+            protocol: off by default.
+        rescale_hip_thorax: AdaptPose's code protocol, off by default (``None``): scale each
+            evaluation *batch*'s predictions so that their mean pelvis-to-thorax length is this
+            many metres (its code: 0.52, an anthropometric average). It uses a prior on the body
+            size and its result depends on the evaluation batch size (the code's is 1024), so
+            report it as a separate protocol.
     """
 
     pck_joints: str = "all"
     flip_test: bool = False
     monitor: str = "val/mpjpe"
     per_action: bool = False
+    time_flip_test: bool = False
+    rescale_hip_thorax: float | None = None
 
 
 # the default of every method's ``evaluation`` argument (frozen, so one shared instance is safe)
@@ -97,15 +108,27 @@ class LiftingModule(pl.LightningModule):
         return self.lifter(pose2d)
 
     def lift_for_eval(self, pose2d: torch.Tensor, flip_test: bool | None = None) -> torch.Tensor:
-        """Prediction used for metrics and ``predict``: flip-averaged with ``flip_test`` (``None``:
-        ``evaluation.flip_test``)."""
-        pred = self(pose2d)
-        if self.evaluation.flip_test if flip_test is None else flip_test:
+        """Prediction used for metrics and ``predict``: optionally averaged over mirrored
+        (``flip_test``; ``None``: ``evaluation.flip_test``) and time-reversed inputs, and optionally
+        rescaled per batch (see :class:`Evaluation`)."""
+        ev = self.evaluation
+        inputs = [pose2d]
+        if ev.time_flip_test and pose2d.dim() == 4:
+            inputs.append(pose2d.flip(1))
+        preds = [self(x) for x in inputs]
+        scale = None
+        if ev.rescale_hip_thorax is not None:  # from the plain prediction, as AdaptPose's code
+            thorax = self.skeleton.index("thorax")
+            length = torch.linalg.vector_norm(preds[0][:, thorax] - preds[0][:, 0], dim=-1).mean()
+            scale = ev.rescale_hip_thorax / length.clamp_min(1e-8)
+        if ev.flip_test if flip_test is None else flip_test:
             mirror = torch.tensor([-1.0, 1.0], device=pose2d.device, dtype=pose2d.dtype)
-            flipped = self(pose2d[..., self._flip_perm, :] * mirror)
-            flipped = flipped[..., self._flip_perm, :] * torch.cat([mirror, mirror.new_ones(1)])
-            pred = (pred + flipped) / 2
-        return pred
+            back = torch.cat([mirror, mirror.new_ones(1)])
+            preds += [
+                self(x[..., self._flip_perm, :] * mirror)[..., self._flip_perm, :] * back for x in inputs
+            ]
+        pred = preds[0] if len(preds) == 1 else torch.stack(preds).mean(0)
+        return pred if scale is None else pred * scale
 
     # -- data access ------------------------------------------------------------------------------
     @property

@@ -28,30 +28,23 @@ a speed-up (measured side by side it saves nothing). Regularizer: the code's ele
 
 The networks live in :mod:`poseshift.models` (:class:`~poseshift.models.PoseAugmentor`,
 :class:`~poseshift.models.KCSDiscriminator`, :class:`~poseshift.models.PoseDiscriminator2D`),
-the losses, pool and feedback in :mod:`poseshift.adversarial`, the update mechanics in
+the losses, pool and feedback in :mod:`poseshift.adversarial`, the schedules, feedback and
+estimator passes it shares with AdaptPose in
+:class:`~poseshift.methods.augmentation.FeedbackAugmentation`, the update mechanics in
 :class:`~poseshift.methods.adversarial.AdversarialModule`.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from poseshift.adversarial import (
     FakePool,
-    feedback_exp_loss,
-    feedback_matrix,
-    feedback_ratio_loss,
-    grouped_pose_error,
     lsgan_discriminator_loss,
     lsgan_generator_loss,
-    range_loss,
-    rectified_l2,
 )
 from poseshift.augment import (
     augmentation_stats,
@@ -64,15 +57,15 @@ from poseshift.augment import (
 )
 from poseshift.batches import TrainBatch
 from poseshift.loggers import log_figure, log_histograms
-from poseshift.methods.adversarial import AdversarialModule, Player
+from poseshift.methods.adversarial import Player
+from poseshift.methods.augmentation import FeedbackAugmentation
 from poseshift.methods.base import DEFAULT_EVALUATION, Evaluation
 from poseshift.models import KCSDiscriminator, PoseAugmentor, PoseDiscriminator2D
 
 BUFFER_KEYS = ("aug2d", "aug3d", "keep", "real2d", "real3d")
-log = logging.getLogger(__name__)
 
 
-class PoseAug(AdversarialModule):
+class PoseAug(FeedbackAugmentation):
     """PoseAug: lifter + augmentor G + discriminators D3d (part-aware KCS) and D2d.
 
     One ``training_step`` (manual optimization) on a source batch, as the reference:
@@ -172,6 +165,9 @@ class PoseAug(AdversarialModule):
 
     needs_finite_epochs = True  # the LR decay and the beta ramp run over a planned length
     requires_pretrained = True  # the reference always starts from a trained baseline
+    BUFFER_KEYS = BUFFER_KEYS
+    BUFFER_CHECKPOINT_KEY = "poseaug_buffer"
+    LOG_PREFIX = "poseaug"
 
     def __init__(
         self,
@@ -251,9 +247,7 @@ class PoseAug(AdversarialModule):
         self.d2d = PoseDiscriminator2D(sk.num_joints) if use_d2d else None
         self.pool3d = FakePool(pool_size, (sk.num_joints, 3)) if use_d3d else None
         self.pool2d = FakePool(pool_size, (sk.num_joints, 2)) if use_d2d else None
-        self.register_buffer("fb_matrix", feedback_matrix(), persistent=False)
-        # current betas: state (saved in checkpoints), recomputed at every epoch start
-        self.register_buffer("beta", torch.tensor([beta_ba[0], beta_rt[0]]))
+        self._init_feedback_state(beta_ba, beta_rt)
         templates = (
             torch.tensor(bone_templates) if bone_templates is not None else torch.empty(0, sk.num_bones)
         )
@@ -261,27 +255,20 @@ class PoseAug(AdversarialModule):
         # per-process stores (not state): D-real source poses on the device, the epoch buffer
         self._real_pose: torch.Tensor | None = None
         self._real_cam: torch.Tensor | None = None
-        self._buffer: dict[str, list[torch.Tensor]] = {k: [] for k in BUFFER_KEYS}
         self._stats: list[torch.Tensor] = []
 
     # -- players and data -------------------------------------------------------------------------
     def configure_players(self) -> dict[str, Player]:
         """G, D3d, D2d (those that exist) and the lifter, each Adam with the reference's linear decay."""
         hp = self.hparams
-        # the reference's linear decay 1 - e / (E + 1), over epochs or, per G step, over G steps
-        total = hp.schedule_steps if hp.schedule_steps is not None else self._epochs()
-        interval = "g" if hp.schedule_steps is not None else "epoch"
-
-        def decay(count: int) -> float:
-            return 1.0 - min(count, total) / (total + 1)
-
-        nets = {"g": (self.generator, hp.lr_g), "d3d": (self.d3d, hp.lr_d), "d2d": (self.d2d, hp.lr_d)}
-        nets["p"] = (self.lifter, hp.lr_p)
-        return {
-            name: Player(module, lr, max_grad_norm=hp.max_grad_norm, lr_lambda=decay, interval=interval)
-            for name, (module, lr) in nets.items()
-            if module is not None
-        }
+        return self._decaying_players(
+            {
+                "g": (self.generator, hp.lr_g),
+                "d3d": (self.d3d, hp.lr_d),
+                "d2d": (self.d2d, hp.lr_d),
+                "p": (self.lifter, hp.lr_p),
+            }
+        )
 
     def on_fit_start(self) -> None:
         # the D-real pool: the whole source training set, moved to the device once
@@ -307,77 +294,6 @@ class PoseAug(AdversarialModule):
             return accessor(list(hp.template_subjects))
         return median_bone_lengths(pose, subject, self.skeleton)
 
-    def on_train_start(self) -> None:
-        steps = self.hparams.schedule_steps
-        batches = self.trainer.num_training_batches
-        planned = (self.trainer.max_epochs or 0) * batches if math.isfinite(batches) else 0
-        if steps is not None and planned > 0 and planned != steps:
-            log.warning(
-                "PoseAug: the LR decay and the beta ramp run over schedule_steps=%d G steps, but the "
-                "trainer runs %d (max_epochs x batches per epoch)",
-                steps,
-                planned,
-            )
-
-    def epochs_needed(self) -> str | None:
-        hp = self.hparams
-        if hp.schedule_steps is None and hp.epochs is None:  # E would silently fall back to 50
-            return (
-                "PoseAug's LR decay and beta ramp run over trainer.max_epochs (model.init_args.epochs "
-                "is null); set --trainer.max_epochs N, --model.init_args.epochs E or "
-                "--model.init_args.schedule_steps S"
-            )
-        return None
-
-    def _epochs(self) -> int:
-        if self.hparams.epochs is not None:
-            return int(self.hparams.epochs)
-        trainer = getattr(self, "_trainer", None)
-        max_epochs = getattr(trainer, "max_epochs", None) if trainer is not None else None
-        return int(max_epochs) if max_epochs and max_epochs > 0 else 50
-
-    # -- schedules ----------------------------------------------------------------------------------
-    @property
-    def epoch(self) -> int:
-        """The reference's 1-based epoch counter (its epoch 0 is evaluation only)."""
-        return self.current_epoch + 1
-
-    @property
-    def global_step_g(self) -> int:
-        """G steps taken so far (the reference's ``train_iter_num``); kept in the checkpoint."""
-        return self.steps_of("g")
-
-    def beta_at(self, epoch: int) -> torch.Tensor:
-        """(beta_ba, beta_rt) at a 1-based epoch: linear from start (epoch 0) to end (epoch E)."""
-        hp, frac = self.hparams, epoch / self._epochs()
-        return torch.tensor(
-            [
-                hp.beta_ba[0] + (hp.beta_ba[1] - hp.beta_ba[0]) * frac,
-                hp.beta_rt[0] + (hp.beta_rt[1] - hp.beta_rt[0]) * frac,
-            ]
-        )
-
-    def beta_at_fraction(self, fraction: float) -> tuple[float, float]:
-        """(beta_ba, beta_rt) a ``fraction`` of the way through the schedule."""
-        hp = self.hparams
-        return (
-            hp.beta_ba[0] + (hp.beta_ba[1] - hp.beta_ba[0]) * fraction,
-            hp.beta_rt[0] + (hp.beta_rt[1] - hp.beta_rt[0]) * fraction,
-        )
-
-    @property
-    def after_warmup(self) -> bool:
-        """Feedback and lifter updates are on: after ``warmup`` epochs, or ``warmup_steps`` G steps."""
-        if self.hparams.warmup_steps is not None:
-            return self.global_step_g >= self.hparams.warmup_steps
-        return self.epoch > self.hparams.warmup
-
-    def on_train_epoch_start(self) -> None:
-        if self.hparams.schedule_steps is None:
-            self.beta.copy_(self.beta_at(self.epoch))
-            self.log("poseaug/beta_ba", self.beta[0])
-            self.log("poseaug/beta_rt", self.beta[1])
-
     # -- the algorithm ------------------------------------------------------------------------------
     def training_step(self, batch: TrainBatch, batch_idx: int) -> None:
         hp = self.hparams
@@ -385,13 +301,7 @@ class PoseAug(AdversarialModule):
         cam = source["intrinsics"]
         iteration = self.global_step_g  # the reference's train_iter_num before this G step
         warm = self.after_warmup  # one answer for the whole iteration (it may flip at its G step)
-        if hp.schedule_steps is not None:  # beta follows G steps: during G step k, k / S of the ramp
-            beta_ba, beta_rt = self.beta_at_fraction(
-                min(iteration + 1, hp.schedule_steps) / hp.schedule_steps
-            )
-            self.beta[0].fill_(beta_ba)
-            self.beta[1].fill_(beta_rt)
-            self.log_dict({"poseaug/beta_ba": beta_ba, "poseaug/beta_rt": beta_rt})
+        self._step_beta(iteration)  # with schedule_steps, beta follows G steps
 
         # 1. the G input: source 3D with random bone-length templates, re-projected
         pose = self._swap(source["pose3d"] + source["root3d"][:, None])
@@ -461,38 +371,12 @@ class PoseAug(AdversarialModule):
         if self.hparams.estimator_schedule != "epoch" or not self._buffer["keep"]:
             return
         bs = self.hparams.estimator_batch_size or int(self._buffer["real2d"][0].shape[0])
-        keep = torch.cat([t.to(self.device) for t in self._buffer["keep"]])
-        aug2d, aug3d = (
-            torch.cat([t.to(self.device) for t in self._buffer[k]])[keep] for k in ("aug2d", "aug3d")
-        )
-        real2d, real3d = (
-            torch.cat([t.to(self.device) for t in self._buffer[k]]) for k in ("real2d", "real3d")
-        )
+        aug2d, aug3d = self._buffered("aug2d", "aug3d", mask_key="keep")
+        real2d, real3d = self._buffered("real2d", "real3d")
         self.log("train/p_loss_aug", self.estimator_pass(aug2d, aug3d, bs))
         self.log("train/p_loss_real", self.estimator_pass(real2d, real3d, bs))
         for v in self._buffer.values():
             v.clear()
-
-    def estimator_pass(self, x2d: torch.Tensor, x3d: torch.Tensor, batch_size: int) -> torch.Tensor:
-        """One shuffled pass of lifter steps over (2D, 3D) pairs; returns the mean loss."""
-        n = len(x2d)
-        if self._distributed:  # equal step counts on every process, or the all-reduces deadlock
-            count = torch.tensor(n, device=x2d.device)
-            dist.all_reduce(count, op=dist.ReduceOp.MIN)
-            n = int(count)
-        if n == 0:
-            return torch.zeros((), device=x2d.device)
-        perm = torch.randperm(len(x2d), device=x2d.device)[:n]
-        total = x2d.new_zeros(())
-        steps = 0
-        self.lifter.train()
-        for start in range(0, n, batch_size):
-            idx = perm[start : start + batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on one sample (the reference skips it too)
-                break
-            loss = self.player_step("p", F.mse_loss(self.lifter(x2d[idx]), x3d[idx]))
-            total, steps = total + loss.detach(), steps + 1
-        return total / max(steps, 1)
 
     # -- pieces of the step ---------------------------------------------------------------------------
     def _swap(self, pose: torch.Tensor) -> torch.Tensor:
@@ -526,49 +410,6 @@ class PoseAug(AdversarialModule):
             real2d = torch.cat([extra[:k].to(real2d), real2d[k:]])
         return pose, real2d
 
-    def regularizer(self, aug: dict[str, torch.Tensor]) -> torch.Tensor:
-        """``R(mean_bones(1 - cos); m, w) + RL2(blr; t)``: keeps BA and BL inside their bands."""
-        m, w = self.hparams.ba_range
-        loss = aug["ba_diff"].new_zeros(())
-        if self.generator.ba is not None:
-            loss = loss + range_loss(aug["ba_diff"].mean(-1), m, w)
-        if self.generator.bl is not None:
-            loss = loss + rectified_l2(aug["blr"], self.hparams.blr_reg)
-        return loss
-
-    def feedback_errors(self, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
-        """Grouped lifter errors (B, 3) of (2D, 3D) pairs; only G's weights get gradients.
-
-        The first pair is the un-augmented reference: its error carries no gradient to G, so it
-        is evaluated without a graph. The others share one batched pass unless
-        ``batched_feedback`` is off (then one pass each, as the reference).
-        """
-        was_training = self.lifter.training
-        self.lifter.train(self.hparams.feedback_train_mode)
-        try:
-            with torch.no_grad():
-                pred = [self.lifter(pairs[0][0])]
-            rest = pairs[1:]
-            if self.hparams.batched_feedback and len(rest) > 1:
-                pred += list(self.lifter(torch.cat([p[0] for p in rest])).split([len(p[0]) for p in rest]))
-            else:
-                pred += [self.lifter(p[0]) for p in rest]
-        finally:
-            self.lifter.train(was_training)
-        return [grouped_pose_error(y, p[1], self.fb_matrix) for y, p in zip(pred, pairs, strict=True)]
-
-    def feedback_loss(self, orig: torch.Tensor, ba: torch.Tensor, rt: torch.Tensor) -> torch.Tensor:
-        """``w_ba * F(L_ba, L_orig; beta_ba) + w_rt * F(L_rt, L_orig; beta_rt)`` in the chosen form."""
-        hp = self.hparams
-        beta_ba, beta_rt = self.beta[0], self.beta[1]
-        if hp.feedback == "ratio":
-            return hp.w_fb_ba * feedback_ratio_loss(
-                ba, orig, beta_ba, hp.band_ba
-            ) + hp.w_fb_rt * feedback_ratio_loss(rt, orig, beta_rt, hp.band_rt)
-        return hp.w_fb_ba * feedback_exp_loss(ba, orig, beta_ba) + hp.w_fb_rt * feedback_exp_loss(
-            rt, orig, beta_rt
-        )
-
     # -- epoch end, checkpoints -------------------------------------------------------------------------
     def on_train_epoch_end(self) -> None:
         super().on_train_epoch_end()
@@ -584,17 +425,6 @@ class PoseAug(AdversarialModule):
                 figure = viewpoint_position_figure(source, torch.cat(self._stats), self.skeleton)
                 log_figure(self.loggers, "poseaug/figure7", figure, self.global_step)
         self._stats.clear()
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        # a mid-epoch checkpoint carries the partial epoch buffer so a resume trains on it too
-        checkpoint["poseaug_buffer"] = {k: [t.cpu() for t in v] for k, v in self._buffer.items()}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        saved = checkpoint.get("poseaug_buffer")
-        if saved:
-            self._buffer = {k: list(saved.get(k, [])) for k in BUFFER_KEYS}
 
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any

@@ -20,7 +20,7 @@ from poseshift.models.discriminators import (
     PoseDiscriminator2D,
     TemporalDiscriminator2D,
 )
-from poseshift.models.generators import PoseAugmentor
+from poseshift.models.generators import CameraGenerator, MotionGenerator, PoseAugmentor
 from poseshift.models.semgcn import SemGCN, SemGraphConv
 from poseshift.models.simple_baseline import SimpleBaseline
 from poseshift.models.stgcn import STGCN
@@ -46,9 +46,11 @@ def build_backbone(name: str, **kwargs: object) -> nn.Module:
 
 __all__ = [
     "BACKBONES",
+    "CameraGenerator",
     "CascadeLifter",
     "GroupedLinear",
     "KCSDiscriminator",
+    "MotionGenerator",
     "PoseAugmentor",
     "PoseDiscriminator2D",
     "TemporalDiscriminator2D",

@@ -63,7 +63,7 @@ class KCSDiscriminator(nn.Module):
 
     Path: L(in->w), LReLU -> L(w->w), LReLU -> L(w->w) + skip from the first output ->
     LReLU(L(w->mid)) -> L(mid->1). Output (B, P) logits (P = 5 parts, or 1 for ``full`` and
-    ``weighted``).
+    ``weighted``), plus one more column with ``full_branch``.
 
     Args:
         skeleton: joint layout with ``parts`` (correct left/right labels).
@@ -71,16 +71,24 @@ class KCSDiscriminator(nn.Module):
             bone lengths, PoseAug's Table 7 ablation) or ``"weighted"`` (Deng et al.'s wKCS).
         width: path width (PoseAug's reference: 256; its class default of 1000 is overridden there).
         mid: width of the path's last hidden layer (100).
+        full_branch: add one path on the whole-body KCS (with bone lengths) of the *unperturbed*
+            pose: AdaptPose's paper (sec. 4.3; not in its code) feeds perturbed 3D to the part
+            paths and the original 3D to a KCS branch.
     """
 
     def __init__(
-        self, skeleton: Skeleton = H36M17, mode: str = "part", width: int = 256, mid: int = 100
+        self,
+        skeleton: Skeleton = H36M17,
+        mode: str = "part",
+        width: int = 256,
+        mid: int = 100,
+        full_branch: bool = False,
     ) -> None:
         super().__init__()
         if mode not in KCS_MODES:
             raise ValueError(f"KCS mode must be one of {KCS_MODES}, got {mode!r}")
-        self.skeleton, self.mode = skeleton, mode
-        p = len(skeleton.parts) if mode == "part" else 1
+        self.skeleton, self.mode, self.full_branch = skeleton, mode, full_branch
+        p = (len(skeleton.parts) if mode == "part" else 1) + int(full_branch)
         nb2 = skeleton.num_bones**2
         self.l1, self.l2, self.l3 = (
             GroupedLinear(p, nb2, width),
@@ -94,8 +102,12 @@ class KCSDiscriminator(nn.Module):
         """(B, J, 3) -> (B, P, nb*nb) KCS features."""
         return kcs_features(pose, self.mode, self.skeleton)
 
-    def forward(self, pose: torch.Tensor) -> torch.Tensor:
-        x = self.features(pose)
+    def forward(self, pose: torch.Tensor, perturbed: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (B, P) of poses (B, J, 3); ``perturbed`` (B, J, 3), if given, is what the part
+        paths read instead (the full branch always reads ``pose``)."""
+        x = self.features(pose if perturbed is None else perturbed)
+        if self.full_branch:
+            x = torch.cat([x, kcs(pose, self.skeleton).flatten(-2).unsqueeze(1)], dim=1)
         h1 = self.act(self.l1(x))
         h3 = self.l3(self.act(self.l2(h1))) + h1
         return self.l5(self.act(self.l4(h3))).squeeze(-1)

@@ -1,8 +1,11 @@
 """Pose generators (augmentors) shared by the adversarial methods: plain ``nn.Module``s.
 
 :class:`PoseAugmentor` is PoseAug's G (BA -> BL -> RT, each a noise-conditioned MLP on the
-original pose); the geometric operations themselves live in :mod:`poseshift.augment`, so other
-generators compose the same ops.
+original pose); :class:`MotionGenerator` is AdaptPose's G on 3D windows (BG1/BG2/BG3 bone
+motion, BL shared over the frames, and :class:`CameraGenerator`, a deterministic or sampled
+camera). The geometric operations themselves live in :mod:`poseshift.augment`, so the
+generators compose the same ops, and the pieces both use (:func:`noise_mlp`,
+:func:`with_noise`, :func:`bone_length_ratios`, :func:`translation_from_raw`) live here once.
 """
 
 from __future__ import annotations
@@ -17,20 +20,30 @@ from poseshift.augment import (
     BA_FROZEN_BONES_H36M17,
     BL_GROUPS_H36M17,
     bone_angle_perturb,
+    bone_direction_ramp,
     bone_length_scale,
+    bone_rotation_ramp,
     expand_shared,
     group_matrix,
     rigid_transform,
+    rigid_transform_matrix,
 )
 from poseshift.geometry.bones import bone_lengths
+from poseshift.geometry.rotations import (
+    axis_angle_to_matrix,
+    euler_to_matrix,
+    matrix_to_axis_angle,
+    quaternion_to_matrix,
+)
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.models.blocks import ResidualMLP, kaiming_init_linear
 
 
-def noise_mlp(in_features: int, out_features: int, width: int, num_stages: int) -> ResidualMLP:
+def noise_mlp(in_features: int, out_features: int | None, width: int, num_stages: int) -> ResidualMLP:
     """PoseAug's generator trunk: Linear+BN+LReLU, then skip-free [Linear, BN, LReLU] x2 blocks, head.
 
-    Residual connections are off, as in the reference (METHODS.md 2.1).
+    Residual connections are off, as in the reference (METHODS.md 2.1). ``out_features=None``
+    leaves the head out (the trunk's last hidden layer is the output).
     """
     return ResidualMLP(
         in_features,
@@ -41,6 +54,26 @@ def noise_mlp(in_features: int, out_features: int, width: int, num_stages: int) 
         residual=False,
         activation=nn.LeakyReLU,
     )
+
+
+def with_noise(noise_dim: int, *features: torch.Tensor) -> torch.Tensor:
+    """Concatenate (B, F_i) features and fresh N(0, I) noise (B, noise_dim)."""
+    x = torch.cat(features, dim=-1)
+    return torch.cat([x, torch.randn(x.shape[0], noise_dim, device=x.device, dtype=x.dtype)], dim=-1)
+
+
+def bone_length_ratios(
+    raw: torch.Tensor, keep: torch.Tensor, groups: torch.Tensor, limit: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PoseAug's BL head output (B, G) -> shared residuals ``limit * tanh(raw * keep)`` (B, G) and
+    per-bone length ratios ``1 + residual`` (B, nb); ``keep`` zeroes the held groups."""
+    blr = limit * torch.tanh(raw * keep)
+    return blr, 1 + expand_shared(blr, groups)
+
+
+def translation_from_raw(raw: torch.Tensor) -> torch.Tensor:
+    """(B, 3) head output -> new absolute root: x, y as they are, ``z = raw_z^2`` (>= 0, the references)."""
+    return torch.cat([raw[..., :2], raw[..., 2:] ** 2], dim=-1)
 
 
 class PoseAugmentor(nn.Module):
@@ -91,8 +124,7 @@ class PoseAugmentor(nn.Module):
         kaiming_init_linear(self)
 
     def _with_noise(self, *features: torch.Tensor) -> torch.Tensor:
-        x = torch.cat(features, dim=-1)
-        return torch.cat([x, torch.randn(x.shape[0], self.noise_dim, device=x.device, dtype=x.dtype)], dim=-1)
+        return with_noise(self.noise_dim, *features)
 
     def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
         """Augment absolute camera-frame poses (B, J, 3).
@@ -110,16 +142,14 @@ class PoseAugmentor(nn.Module):
             pose_ba, ba_diff = pose, pose.new_zeros(b, nb)
         if self.bl is not None:
             raw = self.bl(self._with_noise(flat, bone_lengths(pose, self.skeleton)))
-            blr = self.blr_limit * torch.tanh(raw * self.bl_keep)
-            ratios = 1 + expand_shared(blr, self.bl_groups)
+            blr, ratios = bone_length_ratios(raw, self.bl_keep, self.bl_groups, self.blr_limit)
             pose_bl = bone_length_scale(pose_ba, ratios, self.skeleton)
         else:
             blr, ratios, pose_bl = pose.new_zeros(b, self.bl_groups.shape[0]), pose.new_ones(b, nb), pose_ba
         if self.rot is not None and self.trans is not None:
             axis_angle = math.pi * torch.tanh(self.rot(self._with_noise(flat)))
-            raw_t = self.trans(self._with_noise(flat))
             # t is the new absolute root; t_z = raw^2 keeps it in front of the camera plane
-            translation = torch.cat([raw_t[:, :2], raw_t[:, 2:] ** 2], dim=-1)
+            translation = translation_from_raw(self.trans(self._with_noise(flat)))
             pose_rt = rigid_transform(pose_bl, axis_angle, translation)
         else:
             axis_angle, translation, pose_rt = pose.new_zeros(b, 3), pose_bl[:, 0], pose_bl
@@ -136,4 +166,272 @@ class PoseAugmentor(nn.Module):
         return out
 
 
-__all__ = ["PoseAugmentor", "noise_mlp"]
+BONE_GENERATORS = ("bg1", "bg2", "bg3")
+ROTATIONS = ("axis_angle", "quaternion", "euler")
+CAMERA_SAMPLES = ("reparameterized", "code")
+CAMERA_HEADS = ("hidden", "linear")
+
+
+class CameraGenerator(nn.Module):
+    """AdaptPose's RT: a rotation (deterministic, or sampled from a learned Gaussian) and a translation.
+
+    Two noise-conditioned trunks (R and T). The rotation is parameterized as
+
+    ============  ==========================================  ==============================
+    rotation      probabilistic (paper sec. 4.2)              deterministic
+    ============  ==========================================  ==============================
+    axis_angle    axis ~ N(mu, sigma) (3), normalized; the    r (3), angle ``|r|``
+                  angle theta is a separate unit (code, 7)
+    quaternion    q ~ N(mu, sigma) (4), normalized            q (4), normalized
+    euler         (a, b, c) ~ N(mu, sigma), R = Rz Ry Rx      (a, b, c)
+    ============  ==========================================  ==============================
+
+    with ``sigma = raw^2``. ``head="hidden"`` reads these parameters straight off the first units
+    of the R trunk's last hidden layer (after BN and LeakyReLU), as AdaptPose's code does (its
+    head layer is built but its call is commented out); ``"linear"`` adds a Linear head.
+    ``sample="reparameterized"`` draws ``mu + sigma * eps`` so mu and sigma get gradients;
+    ``"code"`` calls ``torch.normal(mu, sigma)``, whose gradient to mu and sigma is zero (the
+    R trunk then learns only through the angle unit), as the released code.
+
+    Args:
+        in_features: size of the conditioning features.
+        width: trunk width (256).
+        num_stages: blocks per trunk (2).
+        noise_dim: noise size per trunk (the code: 45).
+        rotation: ``"axis_angle"``, ``"quaternion"`` or ``"euler"``.
+        probabilistic: sample the rotation from the learned distribution (else use mu).
+        sample: ``"reparameterized"`` or ``"code"``.
+        head: ``"hidden"`` (code) or ``"linear"``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        width: int = 256,
+        num_stages: int = 2,
+        noise_dim: int = 45,
+        rotation: str = "axis_angle",
+        probabilistic: bool = True,
+        sample: str = "code",
+        head: str = "hidden",
+    ) -> None:
+        super().__init__()
+        for name, value, allowed in (
+            ("rotation", rotation, ROTATIONS),
+            ("sample", sample, CAMERA_SAMPLES),
+            ("head", head, CAMERA_HEADS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"camera {name} must be one of {allowed}, got {value!r}")
+        self.rotation, self.probabilistic, self.sample = rotation, probabilistic, sample
+        self.noise_dim = noise_dim
+        self.dim = 4 if rotation == "quaternion" else 3  # size of mu (and of sigma)
+        # mu, sigma and (axis-angle) the angle unit when sampled; only the rotation itself otherwise
+        self.num_params = (2 * self.dim + (rotation == "axis_angle")) if probabilistic else self.dim
+        if head == "hidden" and width < self.num_params:
+            raise ValueError(f"head='hidden' needs width >= {self.num_params}, got {width}")
+        self.rot = noise_mlp(
+            in_features + noise_dim, None if head == "hidden" else self.num_params, width, num_stages
+        )
+        self.trans = noise_mlp(in_features + noise_dim, 3, width, num_stages)
+
+    def forward(self, cond: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Conditioning features (B, F) -> ``rotation`` (B, 3, 3), ``translation`` (B, 3), the
+        distribution's ``mu`` and ``sigma`` (B, d; sigma zero when deterministic) and the angle."""
+        h = self.rot(with_noise(self.noise_dim, cond))[:, : self.num_params]
+        d = self.dim
+        mu = h[:, :d]
+        if self.probabilistic:
+            sigma = h[:, d : 2 * d] ** 2
+            if self.sample == "reparameterized":
+                z = mu + sigma * torch.randn_like(mu)
+            else:
+                z = torch.normal(mu, sigma)  # the code: zero gradient to mu and sigma
+        else:
+            sigma, z = torch.zeros_like(mu), mu
+        if self.rotation == "axis_angle":
+            if self.probabilistic:  # a sampled unit axis and the code's unbounded angle unit
+                aa = z / torch.linalg.vector_norm(z, dim=-1, keepdim=True).clamp_min(1e-8) * h[:, 2 * d :]
+            else:  # the paper's deterministic axis-angle: the angle is |r|
+                aa = z
+            rot = axis_angle_to_matrix(aa)
+        elif self.rotation == "quaternion":
+            rot = quaternion_to_matrix(z)
+        else:
+            rot = euler_to_matrix(z, "zyx")  # R = Rz(a) Ry(b) Rx(c), paper eq. 12
+        translation = translation_from_raw(self.trans(with_noise(self.noise_dim, cond)))
+        return {"rotation": rot, "translation": translation, "mu": mu, "sigma": sigma}
+
+
+class MotionGenerator(nn.Module):
+    """AdaptPose's human motion generator on 3D windows: bone motion -> BL -> RT.
+
+    Every sub-net is a noise-conditioned MLP (PoseAug's skip-free blocks, kaiming init) on the
+    window's *middle* frame, root-relative, as the code (BG1 reads the whole window and BG2 its
+    first frame, as the paper describes those two, which are not in the code):
+
+    * bone motion (``bone_generator``): ``"bg3"`` (the paper's choice and the code's BA): a
+      per-bone axis and angle; frame t turns each bone by ``angle * t / T``
+      (:func:`~poseshift.augment.bone_rotation_ramp`). ``"bg1"``: one residual on the unit
+      bone directions for every frame (paper eq. 5). ``"bg2"``: the first frame's bones moved
+      linearly towards a residual over the window (paper eq. 6). Pelvis->spine->thorax stay.
+    * BL: PoseAug's 9 shared length ratios, one set for the whole window.
+    * RT (:class:`CameraGenerator`): one rotation and translation for every frame. With
+      ``static_root`` (code) each frame is rotated about its own root and its root placed at t,
+      which removes the source trajectory; otherwise the window turns about its middle frame's
+      root, which lands at t, and the trajectory moves rigidly with it.
+
+    Args:
+        skeleton: joint layout.
+        width: hidden width of every sub-net (256).
+        num_stages: blocks per sub-net (2).
+        noise_dim: noise size of the bone-motion, R and T sub-nets (the code: 45).
+        bl_noise_dim: noise size of the BL sub-net (the code: 48).
+        frames: window length T the generator is built for (BG1 reads all T frames).
+        bone_generator: ``"bg1"``, ``"bg2"`` or ``"bg3"``.
+        use_ba: generate bone motion (Table 5's "BG" column with ``use_bl``).
+        use_bl: generate bone-length changes.
+        use_rt: generate a camera (rotation and translation).
+        blr_limit: BL residual bound (0.2).
+        rotation: camera rotation representation (see :class:`CameraGenerator`).
+        probabilistic_camera: sample the rotation from a learned distribution (paper: yes).
+        camera_sample: ``"code"`` (``torch.normal``, no gradient to mu and sigma) or
+            ``"reparameterized"``.
+        camera_head: ``"hidden"`` (code) or ``"linear"``.
+        static_root: every frame's root at the generated translation (code) or keep the trajectory.
+        bl_groups: bones sharing one BL ratio (left = right).
+        ba_frozen: bones the bone motion may not turn.
+        bl_held_groups: BL groups whose ratio is held at 1 (spine->thorax).
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton = H36M17,
+        width: int = 256,
+        num_stages: int = 2,
+        noise_dim: int = 45,
+        bl_noise_dim: int = 48,
+        frames: int = 27,
+        bone_generator: str = "bg3",
+        use_ba: bool = True,
+        use_bl: bool = True,
+        use_rt: bool = True,
+        blr_limit: float = 0.2,
+        rotation: str = "axis_angle",
+        probabilistic_camera: bool = True,
+        camera_sample: str = "code",
+        camera_head: str = "hidden",
+        static_root: bool = True,
+        bl_groups: Sequence[Sequence[int]] = BL_GROUPS_H36M17,
+        ba_frozen: Sequence[int] = BA_FROZEN_BONES_H36M17,
+        bl_held_groups: Sequence[int] = (4,),
+    ) -> None:
+        super().__init__()
+        if bone_generator not in BONE_GENERATORS:
+            raise ValueError(f"bone_generator must be one of {BONE_GENERATORS}, got {bone_generator!r}")
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        self.skeleton, self.frames, self.bone_generator = skeleton, frames, bone_generator
+        self.noise_dim, self.bl_noise_dim, self.blr_limit = noise_dim, bl_noise_dim, blr_limit
+        self.ba_frozen, self.static_root = tuple(ba_frozen), static_root
+        j3, nb = 3 * skeleton.num_joints, skeleton.num_bones
+        self.register_buffer("bl_groups", group_matrix(bl_groups, nb), persistent=False)
+        held = torch.ones(len(bl_groups))
+        held[list(bl_held_groups)] = 0.0
+        self.register_buffer("bl_keep", held, persistent=False)
+        ba_in = j3 * frames if bone_generator == "bg1" else j3
+        ba_out = nb * 4 if bone_generator == "bg3" else nb * 3  # axis + angle, or a residual
+        self.ba = noise_mlp(ba_in + noise_dim, ba_out, width, num_stages) if use_ba else None
+        self.bl = noise_mlp(j3 + nb + bl_noise_dim, len(bl_groups), width, num_stages) if use_bl else None
+        self.camera = (
+            CameraGenerator(
+                j3, width, num_stages, noise_dim, rotation, probabilistic_camera, camera_sample, camera_head
+            )
+            if use_rt
+            else None
+        )
+        kaiming_init_linear(self)
+
+    def forward(self, window: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Generate from absolute camera-frame windows (B, T, J, 3).
+
+        Returns a dict: ``pose_ba``, ``pose_bl``, ``pose_rt`` (B, T, J, 3, absolute),
+        ``ba_diff`` (B, T, nb), ``blr`` (B, 9), ``ratios`` (B, nb), ``rotation`` (B, 3, 3),
+        ``translation`` (B, 3), ``camera_mu`` / ``camera_sigma`` (B, d), ``axis_angle`` (B, 3,
+        detached, for statistics) and, for BG3, each bone's ``bone_axis`` (B, nb, 3, not
+        normalized) and full ``bone_angle`` (B, nb).
+        """
+        b, t = window.shape[:2]
+        if t != self.frames:
+            raise ValueError(
+                f"this generator was built for {self.frames}-frame windows, got {tuple(window.shape)}"
+            )
+        nb, mid = self.skeleton.num_bones, t // 2
+        rel = window - window[:, :, :1]
+        extra: dict[str, torch.Tensor] = {}
+        cond = rel[:, mid].reshape(b, -1)  # the code conditions every sub-net on the middle frame
+        if self.ba is not None:
+            if self.bone_generator == "bg3":
+                out = self.ba(with_noise(self.noise_dim, cond)).reshape(b, nb, 4)
+                extra = {"bone_axis": out[..., :3], "bone_angle": out[..., 3]}
+                pose_ba, ba_diff = bone_rotation_ramp(
+                    window, out[..., :3], out[..., 3], None, self.ba_frozen, self.skeleton
+                )
+            elif self.bone_generator == "bg2":
+                delta = self.ba(with_noise(self.noise_dim, rel[:, 0].reshape(b, -1))).reshape(b, nb, 3)
+                pose_ba, ba_diff = bone_direction_ramp(window, delta, None, self.ba_frozen, self.skeleton)
+            else:
+                delta = self.ba(with_noise(self.noise_dim, rel.reshape(b, -1))).reshape(b, 1, nb, 3)
+                pose_ba, ba_diff = bone_angle_perturb(window, delta, self.ba_frozen, self.skeleton)
+        else:
+            pose_ba, ba_diff = window, window.new_zeros(b, t, nb)
+        if self.bl is not None:
+            raw = self.bl(with_noise(self.bl_noise_dim, cond, bone_lengths(rel[:, mid], self.skeleton)))
+            blr, ratios = bone_length_ratios(raw, self.bl_keep, self.bl_groups, self.blr_limit)
+            pose_bl = bone_length_scale(pose_ba, ratios[:, None], self.skeleton)  # one set for all frames
+        else:
+            blr, ratios, pose_bl = (
+                window.new_zeros(b, self.bl_groups.shape[0]),
+                window.new_ones(b, nb),
+                pose_ba,
+            )
+        if self.camera is not None:
+            cam = self.camera(cond)
+            rot, translation, mu, sigma = cam["rotation"], cam["translation"], cam["mu"], cam["sigma"]
+            origin = None if self.static_root else pose_bl[:, mid : mid + 1, :1]
+            pose_rt = rigid_transform_matrix(pose_bl, rot[:, None], translation[:, None], origin)
+        else:
+            rot = torch.eye(3, dtype=window.dtype, device=window.device).expand(b, 3, 3)
+            translation, mu, sigma = pose_bl[:, mid, 0], window.new_zeros(b, 3), window.new_zeros(b, 3)
+            pose_rt = pose_bl
+        with torch.no_grad():
+            axis_angle = matrix_to_axis_angle(rot.detach())
+        return {
+            "pose_ba": pose_ba,
+            "ba_diff": ba_diff,
+            "pose_bl": pose_bl,
+            "blr": blr,
+            "ratios": ratios,
+            "pose_rt": pose_rt,
+            "rotation": rot,
+            "translation": translation,
+            "camera_mu": mu,
+            "camera_sigma": sigma,
+            "axis_angle": axis_angle,
+            **extra,
+        }
+
+
+__all__ = [
+    "BONE_GENERATORS",
+    "CAMERA_HEADS",
+    "CAMERA_SAMPLES",
+    "ROTATIONS",
+    "CameraGenerator",
+    "MotionGenerator",
+    "PoseAugmentor",
+    "bone_length_ratios",
+    "noise_mlp",
+    "translation_from_raw",
+    "with_noise",
+]

@@ -31,6 +31,12 @@ class VideoPose3D(nn.Module):
     Input: (B, T, J, 2) with ``T == receptive_field``; returns the pose of the middle frame.
     (B, J, 2) is accepted when ``receptive_field == 1``.
 
+    The forward keeps features as (B, T, C) and runs every strided convolution (kernel = stride)
+    as one matmul over non-overlapping groups of frames, BatchNorm over the B*T rows: the same
+    function and the same ``Conv1d``/``BatchNorm1d`` parameters and state, but on CPU the
+    matmul runs 4-12x faster than ``conv1d`` with stride 3 (measured at batch 1024, 1024
+    channels; README, AdaptPose speed).
+
     Args:
         skeleton: joint layout; J = ``skeleton.num_joints``.
         filter_widths: odd temporal kernel sizes; ``receptive_field`` is their product.
@@ -93,25 +99,30 @@ class VideoPose3D(nn.Module):
         """(B, T=receptive_field, J, 2) or (B, J, 2) -> (B, J, 3) root-relative, zero root row."""
         x = self._as_sequence(x)
         b, t = x.shape[:2]
-        h = x.reshape(b, t, 2 * self.num_joints).transpose(1, 2)  # (B, 2J, T)
-        if t == 1:
-            h = h[:, :, 0]  # single frame: (B, C) all the way, every conv becomes a matmul
-        h = self.drop(self.relu(self.expand_bn(_conv(self.expand_conv, h))))
+        h = x.reshape(b, t, 2 * self.num_joints)  # (B, T, C): frames stay rows, channels columns
+        h = self.drop(self.relu(_bn(self.expand_bn, _strided(self.expand_conv, h))))
         for i, fw in enumerate(self.filter_widths[1:]):
             # the skip takes the centre frame of every window the strided conv consumes
-            res = h[:, :, fw // 2 :: fw] if h.dim() == 3 else h
-            h = self.drop(self.relu(self.layers_bn[2 * i](_conv(self.layers_conv[2 * i], h))))
-            h = res + self.drop(self.relu(self.layers_bn[2 * i + 1](_conv(self.layers_conv[2 * i + 1], h))))
-        y = _conv(self.shrink, h)  # (B, 3(J-1)) or (B, 3(J-1), 1)
-        return prepend_zero_root(y if y.dim() == 2 else y[:, :, 0], self.num_joints)
+            res = h[:, fw // 2 :: fw]
+            h = self.drop(self.relu(_bn(self.layers_bn[2 * i], _strided(self.layers_conv[2 * i], h))))
+            h = res + self.drop(
+                self.relu(_bn(self.layers_bn[2 * i + 1], _strided(self.layers_conv[2 * i + 1], h)))
+            )
+        return prepend_zero_root(_strided(self.shrink, h)[:, 0], self.num_joints)
 
 
-def _conv(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
-    """Apply ``conv`` to (B, C, T), or as the equivalent matmul to single-frame (B, C) features.
+def _strided(conv: nn.Conv1d, h: torch.Tensor) -> torch.Tensor:
+    """A ``Conv1d`` whose stride equals its kernel k, on (B, T, C_in) features: (B, T/k, C_out).
 
-    A kernel-1 Conv1d over one frame is a Linear layer with the same weights; on CPU the
-    matmul runs about 3x faster, and the state_dict stays VideoPose3D's.
+    Each output frame reads k consecutive frames, so the input regroups to (B, T/k, k*C_in) rows
+    and the weight (C_out, C_in, k) to a (C_out, k*C_in) matrix: one matmul, the same numbers.
     """
-    if h.dim() == 2:
-        return F.linear(h, conv.weight[:, :, 0], conv.bias)
-    return conv(h)
+    k = conv.kernel_size[0]
+    b, t, c = h.shape
+    weight = conv.weight if k == 1 else conv.weight.permute(0, 2, 1)
+    return F.linear(h.reshape(b, t // k, k * c), weight.reshape(conv.out_channels, k * c), conv.bias)
+
+
+def _bn(bn: nn.BatchNorm1d, h: torch.Tensor) -> torch.Tensor:
+    """``BatchNorm1d`` over the channels of (B, T, C): statistics over all B*T rows, as over (B, C, T)."""
+    return bn(h.reshape(-1, h.shape[-1])).view_as(h)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from poseshift.adversarial import feedback_matrix, grouped_pose_error, hard_ratio_mask
@@ -32,3 +33,28 @@ def test_hard_ratio_selection_keeps_exactly_the_band():
     assert hard_ratio_mask(ratio, 17.0, 16.0).tolist() == [False, False, True, True, True, False, False]
     grouped = torch.tensor([[1.0, 3.0, 5.0], [40.0, 40.0, 40.0]])  # group means 3 and 40
     assert hard_ratio_mask(grouped, 17.0, 16.0).tolist() == [True, False]
+
+
+def test_inband_feedback_is_the_reverse_of_the_code_band():
+    from poseshift.adversarial import feedback_inband_loss, feedback_ratio_loss
+
+    orig = torch.ones(4, 3)
+    inside, outside = torch.full((4, 3), 20.0), torch.full((4, 3), 40.0)  # c = 17, d = 15
+    assert float(feedback_inband_loss(inside, orig, 17.0, 15.0)) == pytest.approx(9.0)
+    assert float(feedback_inband_loss(outside, orig, 17.0, 15.0)) == 0.0
+    assert float(feedback_ratio_loss(inside, orig, 17.0, 15.0)) == 0.0
+    assert float(feedback_ratio_loss(outside, orig, 17.0, 15.0)) == pytest.approx(23.0**2)
+
+
+def test_projection_shape_loss_and_scale_normalized_error():
+    from poseshift.adversarial import projection_shape_loss, scale_normalized_error
+
+    torch.manual_seed(0)
+    pred = torch.randn(5, 17, 3)
+    pred = pred - pred[:, :1]
+    flat = pred[..., :2] * 0.3 + torch.tensor([0.2, -0.1])  # the same shape, moved and scaled
+    assert float(projection_shape_loss(pred, flat)) < 1e-5
+    assert float(projection_shape_loss(pred, flat.flip(-1))) > 0.1
+    x = torch.randn(5, 17, 2)
+    assert float(scale_normalized_error(2.5 * x, x)) < 1e-5
+    assert float(scale_normalized_error(x + 0.3, x)) > 0.1

@@ -91,3 +91,20 @@ def test_clip_weights_keeps_every_parameter_in_range():
     clip_weights(net, 0.01)
     assert all(p.abs().max() <= 0.01 for p in net.parameters())
     assert any((p.abs() == 0.01).any() for p in net.parameters())
+
+
+def test_discriminator_loss_takes_several_inputs_per_sample():
+    torch.manual_seed(0)
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 1)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return self.lin(torch.cat([a, b], -1))
+
+    d = Two()
+    ra, rb, fa, fb = (torch.randn(5, 2) for _ in range(4))
+    want = 0.5 * (lsgan_loss(d(ra, rb), 1.0) + lsgan_loss(d(fa, fb), 0.0))
+    torch.testing.assert_close(lsgan_discriminator_loss(d, (ra, rb), (fa, fb)), want)

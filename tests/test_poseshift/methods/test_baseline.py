@@ -153,3 +153,25 @@ def test_results_tables_carry_the_data_modules_notes(tmp_path):
     quiet_trainer(default_root_dir=tmp_path).test(model, datamodule=Noted(), verbose=False)
     text = (tmp_path / "results.md").read_text()
     assert "| alpha |" in text and "Note: natural selection: DEVIATION from the reference" in text
+
+
+def test_time_reversal_tta_and_hip_thorax_rescale():
+    torch.manual_seed(0)
+    kw = {"filter_widths": [3], "channels": 16}
+    model = Baseline(backbone="videopose", backbone_kwargs=kw).eval()
+    x = torch.randn(8, 3, 17, 2)
+    with torch.no_grad():
+        plain = model.lift_for_eval(x)
+        model.evaluation = Evaluation(time_flip_test=True)
+        torch.testing.assert_close(model.lift_for_eval(x), (model(x) + model(x.flip(1))) / 2)
+        # with the mirror it is AdaptPose's 4-way average, unchanged by reversing the input in time
+        model.evaluation = Evaluation(time_flip_test=True, flip_test=True)
+        four = model.lift_for_eval(x)
+        torch.testing.assert_close(model.lift_for_eval(x.flip(1)), four, atol=1e-6, rtol=1e-6)
+        assert not torch.allclose(four, plain, atol=1e-4)
+        # per-batch rescale: the plain prediction's mean pelvis-thorax length becomes 0.52 m
+        model.evaluation = Evaluation(rescale_hip_thorax=0.52)
+        scaled = model.lift_for_eval(x)
+        length = (plain[:, 8] - plain[:, 0]).norm(dim=-1).mean()
+        torch.testing.assert_close(scaled, plain * 0.52 / length)
+        assert float((scaled[:, 8] - scaled[:, 0]).norm(dim=-1).mean()) == pytest.approx(0.52, rel=1e-5)

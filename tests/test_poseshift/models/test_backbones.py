@@ -291,13 +291,30 @@ def test_simple_baseline_overfits_tiny_set() -> None:
     assert end < start / 10, (start, end)
 
 
-def test_single_frame_matmul_path_equals_conv1d():
-    from poseshift.models.videopose import _conv
+def conv_forward(model, x):
+    """VideoPose3D's forward as the reference writes it: Conv1d modules on (B, C, T)."""
+    b, t = x.shape[:2]
+    h = x.reshape(b, t, -1).transpose(1, 2)
+    h = model.drop(model.relu(model.expand_bn(model.expand_conv(h))))
+    for i, fw in enumerate(model.filter_widths[1:]):
+        res = h[:, :, fw // 2 :: fw]
+        h = model.drop(model.relu(model.layers_bn[2 * i](model.layers_conv[2 * i](h))))
+        h = res + model.drop(model.relu(model.layers_bn[2 * i + 1](model.layers_conv[2 * i + 1](h))))
+    y = model.shrink(h)[:, :, 0]
+    return torch.cat([y.new_zeros(b, 1, 3), y.reshape(b, -1, 3)], dim=1)
 
-    conv = nn.Conv1d(34, 64, kernel_size=1)
-    h = torch.randn(5, 34)
-    torch.testing.assert_close(_conv(conv, h), conv(h.unsqueeze(-1))[:, :, 0])
-    torch.testing.assert_close(_conv(conv, h.unsqueeze(-1)), conv(h.unsqueeze(-1)))
+
+@pytest.mark.parametrize("widths", [(1, 1, 1, 1, 1), (3, 3, 3), (3, 1, 3)])
+def test_matmul_forward_equals_the_conv1d_forward_with_the_same_bn_state(widths):
+    torch.manual_seed(0)
+    model = VideoPose3D(filter_widths=widths, channels=32, dropout=0.0)
+    twin = VideoPose3D(filter_widths=widths, channels=32, dropout=0.0)
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(6, model.receptive_field, J, 2)
+    torch.testing.assert_close(model.train()(x), conv_forward(twin.train(), x), atol=1e-5, rtol=1e-5)
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=name)  # BN running stats moved alike
+    torch.testing.assert_close(model.eval()(x), conv_forward(twin.eval(), x), atol=1e-5, rtol=1e-5)
 
 
 def test_byte_mask_dropout_keeps_the_rate_and_the_expectation():

@@ -51,3 +51,17 @@ def test_temporal_discriminator_reads_motion_not_position():
     torch.testing.assert_close(d(w), d(w + 0.3))  # a constant shift has no motion
     with pytest.raises(ValueError, match="windows"):
         d(torch.randn(4, 17, 2))
+
+
+def test_full_kcs_branch_reads_the_unperturbed_pose_and_the_parts_the_perturbed_one():
+    from poseshift.augment import perturb_bone_directions
+
+    torch.manual_seed(0)
+    pose = torch.randn(6, 17, 3)
+    turned = perturb_bone_directions(pose, 10.0)
+    d = KCSDiscriminator(width=16, full_branch=True)
+    both = d(pose, turned)
+    assert both.shape == (6, 6)
+    torch.testing.assert_close(both[:, 5], d(pose)[:, 5])  # full branch: the original pose
+    torch.testing.assert_close(both[:, :5], d(turned)[:, :5])  # part paths: the perturbed one
+    assert not torch.allclose(both[:, :5], d(pose)[:, :5])
