@@ -22,6 +22,7 @@ import torch.distributed as dist
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from data_modules.resumable import ResumableDataLoader
 from data_modules.schema import PoseDataset, PoseSet, collate_batch
 from data_modules.temporal import WindowedPoseDataset
 from poseshift.batches import PoseBatch, TestSetInfo
@@ -185,6 +186,20 @@ class PoseDataModule(pl.LightningDataModule):
         sampler = None
         if not train and dist.is_available() and dist.is_initialized():
             sampler = UnpaddedDistributedSampler(dataset)
+        if train:
+            # shuffled by its own generator (seeded from torch's initial seed), so that a mid-epoch
+            # checkpoint can resume the epoch's exact order (data_modules.resumable)
+            return ResumableDataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                shuffle=sampler is None,
+                sampler=sampler,
+                drop_last=len(poses) > self.batch_size,
+                num_workers=self.num_workers,
+                collate_fn=collate_batch,
+                persistent_workers=self.num_workers > 0,
+                generator=torch.Generator().manual_seed(torch.initial_seed()),
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
@@ -203,7 +218,7 @@ class PoseDataModule(pl.LightningDataModule):
         sampler = RandomSampler(
             range(len(poses)), num_samples=num_batches * self.batch_size, generator=generator
         )
-        return DataLoader(
+        return ResumableDataLoader(
             self._dataset(poses, train=True),
             batch_size=self.batch_size,
             sampler=sampler,

@@ -16,7 +16,12 @@ the update, so a method's ``training_step`` holds only its algorithm:
   ``on_train_epoch_end``), for work done once per epoch such as PoseAug's estimator passes;
 * loading a pretrained lifter when a fresh fit starts;
 * DDP without the reducer: each player's gradients are all-reduced explicitly (no
-  ``find_unused_parameters``) and the lifter's BatchNorm buffers broadcast at epoch end.
+  ``find_unused_parameters``) and the lifter's BatchNorm buffers broadcast at epoch end;
+* checkpoints carry torch's random-number states (CPU, and CUDA when in use), which a resumed
+  fit restores just before its first batch: with resumable training loaders
+  (``data_modules.resumable``) a fit resumed from a mid-epoch checkpoint then takes exactly the
+  steps of the uninterrupted one (single process; under DDP every rank restarts from rank 0's
+  states, which Lightning's checkpoint holds).
 
 A non-finite loss term or gradient stops training with :class:`NonFiniteLossError`, naming the
 player, its step and the loss term; no checkpoint is written from the broken weights.
@@ -124,6 +129,7 @@ class AdversarialModule(LiftingModule):
         self._pending: list[tuple[str, int, tuple[str, ...], torch.Tensor]] = []
         self._names: list[str] = []
         self._ddp_block: contextlib.ExitStack | None = None
+        self._rng_to_restore: dict[str, Any] | None = None
 
     # -- players ----------------------------------------------------------------------------------
     def configure_players(self) -> dict[str, Player]:
@@ -248,6 +254,11 @@ class AdversarialModule(LiftingModule):
         """Called after the epoch's last training batch, before validation and checkpointing."""
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._rng_to_restore is not None:
+            # nothing between the checkpoint and this batch drew random numbers in the interrupted
+            # run (the training loaders shuffle with their own generators)
+            _set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
         # the DDP reducer expects every parameter's gradient after each backward, which a
         # multi-player step never provides: keep it out of the forward as well (no_sync)
         block = getattr(self.trainer.strategy, "block_backward_sync", None)
@@ -295,6 +306,12 @@ class AdversarialModule(LiftingModule):
     # -- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_finite()  # never write weights that a non-finite step has already touched
+        checkpoint["rng_states"] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # restored before the next training batch, not now: setting up the resumed fit may draw
+        self._rng_to_restore = checkpoint.get("rng_states")
 
     # -- distributed --------------------------------------------------------------------------------
     @property
@@ -326,3 +343,17 @@ class AdversarialModule(LiftingModule):
         if self._distributed:
             for buf in self.lifter.buffers():
                 dist.broadcast(buf, src=0)
+
+
+def _rng_states() -> dict[str, Any]:
+    """torch's random-number states (tensors only, so weights-only checkpoint loading accepts them)."""
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

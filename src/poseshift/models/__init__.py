@@ -20,7 +20,7 @@ from poseshift.models.discriminators import (
     PoseDiscriminator2D,
     TemporalDiscriminator2D,
 )
-from poseshift.models.generators import PoseAugmentor
+from poseshift.models.generators import LocalPoseAugmentor, PoseAugmentor
 from poseshift.models.semgcn import SemGCN, SemGraphConv
 from poseshift.models.simple_baseline import SimpleBaseline
 from poseshift.models.stgcn import STGCN
@@ -49,6 +49,7 @@ __all__ = [
     "CascadeLifter",
     "GroupedLinear",
     "KCSDiscriminator",
+    "LocalPoseAugmentor",
     "PoseAugmentor",
     "PoseDiscriminator2D",
     "TemporalDiscriminator2D",
