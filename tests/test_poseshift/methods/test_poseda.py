@@ -4,11 +4,13 @@ GPA in the step, the ablation switches, DDP and an exact mid-epoch resume."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import SyntheticDataModule, synthetic_set
+import yaml
+from helpers import REPO_ROOT, SyntheticDataModule, synthetic_set
 from torch import nn
 
 from data_modules.base import DomainSets
@@ -405,3 +407,75 @@ def test_view_filter_matches_in_view():
     x = torch.as_tensor(synthetic_set(16, 1, "x").pose3d).float()
     placed = x + torch.tensor([0.0, 0.0, 0.5])  # so close that feet leave the clamp
     assert not in_view(placed).all()
+
+
+# -- the shipped configs ---------------------------------------------------------------------------------
+
+EXPERIMENTS = REPO_ROOT / "experiments" / "poseda"
+MAIN_CONFIGS = sorted(EXPERIMENTS.glob("h36m*.yaml"))
+OVERLAYS = sorted((EXPERIMENTS / "ablations").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose ``data/`` holds every dataset file the configs name (fixture files)."""
+    from fixtures import write_all
+
+    root = tmp_path_factory.mktemp("datasets")
+    write_all(root / "data")
+    return root
+
+
+def build(dataset_dir: Path, monkeypatch, *configs: Path, extra: tuple[str, ...] = ()):
+    from poseshift.cli import build_cli
+
+    monkeypatch.chdir(dataset_dir)  # the configs name data/<dataset>
+    args = [a for c in configs for a in ("--config", str(c))]
+    args += [
+        "--trainer.logger=false",
+        "--trainer.callbacks=[]",
+        "--trainer.enable_checkpointing=false",
+        *extra,
+    ]
+    return build_cli(args, run=False)
+
+
+@pytest.mark.parametrize("config", MAIN_CONFIGS, ids=[c.stem for c in MAIN_CONFIGS])
+def test_main_configs_train_every_player_on_their_target_2d(config, dataset_dir, monkeypatch):
+    pl.seed_everything(0)
+    small = {"videopose": "channels", "semgcn": "hid_dim", "stgcn": None, "simple_baseline": "linear_size"}
+    backbone = yaml.safe_load(config.read_text())["model"]["init_args"]["backbone"]
+    extra = (
+        "--data.init_args.batch_size=16",
+        "--model.init_args.warmup_steps=0",
+        "--model.init_args.n_critic=1",
+        "--trainer.max_steps=4",
+        "--trainer.limit_val_batches=0",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=1",
+    )
+    if small[backbone]:
+        extra += (f"--model.init_args.backbone_kwargs.{small[backbone]}=32",)
+    cli = build(dataset_dir, monkeypatch, config, extra=extra)
+    model, dm = cli.model, cli.datamodule
+    assert isinstance(model, PoseDA) and model.hparams.warmup == 5 and model.hparams.n_critic == 1
+    dm.setup("fit")
+    assert dm.train_target in dm.sets.target_train
+    before = snapshot(model)
+    cli.trainer.fit(model, datamodule=dm)
+    assert changed(before, snapshot(model)) == {"g", "d3d", "p"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=[c.stem for c in OVERLAYS])
+def test_ablation_overlays_set_what_they_name(overlay, dataset_dir, monkeypatch):
+    cli = build(dataset_dir, monkeypatch, EXPERIMENTS / "h36m_3dhp_videopose.yaml", overlay)
+    wanted = yaml.safe_load(overlay.read_text())["model"]["init_args"]
+    hp = cli.model.hparams
+    assert {k: hp[k] for k in wanted} == wanted
+    players = list(cli.model.configure_players())
+    assert players == (["p"] if not hp.use_lpa else ["g", "d3d", *(["d2d"] if hp.d2d else []), "p"])
+
+
+def test_mocap_config_targets_all_shift(monkeypatch, tmp_path):
+    cli = build(tmp_path, monkeypatch, EXPERIMENTS / "mocap.yaml")
+    assert cli.datamodule.train_target == "all_shift" and cli.model.hparams.backbone == "simple_baseline"
