@@ -223,7 +223,7 @@ def test_gpa_only_has_no_adversarial_players_and_trains_on_both_halves():
     assert seen == [64, 64]  # 32 augmented + 32 source pairs per step
 
 
-def test_unprojectable_pairs_get_no_weight(monkeypatch):
+def test_unprojectable_pairs_get_no_weight():
     pl.seed_everything(0)
     model = PoseDA(**TINY, use_lpa=False)
     logged: dict[str, float] = {}
