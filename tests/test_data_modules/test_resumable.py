@@ -33,6 +33,32 @@ def test_a_loaded_state_replays_the_pass_from_its_first_unserved_batch():
     assert frames(list(other)) == frames(list(loader))
 
 
+@pytest.mark.slow
+def test_persistent_workers_resume_the_same_order():
+    # with persistent workers only the first pass draws worker seeds from the loader's generator:
+    # the permutation must come from the sampler's own generator to be replayable
+    def make(seed: int) -> ResumableDataLoader:
+        sampler = torch.utils.data.RandomSampler(range(24), generator=torch.Generator().manual_seed(seed))
+        return ResumableDataLoader(
+            torch.arange(24),
+            batch_size=4,
+            sampler=sampler,
+            num_workers=1,
+            persistent_workers=True,
+            generator=torch.Generator().manual_seed(seed + 1),
+        )
+
+    loader = make(0)
+    list(loader)  # the first pass; the second reuses the worker
+    it = iter(loader)
+    next(it), next(it)
+    state = loader.state_dict()
+    rest = frames(list(it))
+    other = make(5)
+    other.load_state_dict(state)
+    assert frames(list(other)) == rest
+
+
 def test_a_plain_generator_is_required():
     with pytest.raises(ValueError, match="generator"):
         ResumableDataLoader(torch.arange(8), batch_size=2, shuffle=True)
