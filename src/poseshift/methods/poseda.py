@@ -376,7 +376,7 @@ class PoseDA(AdversarialModule):
         self, pose: torch.Tensor, source: PoseBatch, target: PoseBatch, shift: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Absolute camera-frame poses (B, J, 3) and their 2D for root-relative ``pose``: GPA with
-        the paired target sample (``shift`` pairs sample i with target i + shift) and its camera,
+        the paired target sample (``shift`` pairs sample i with target i - shift, cyclically) and its camera,
         or, without GPA, the source root and camera."""
         if not self.hparams.use_gpa:
             placed = pose - pose[:, :1] + source["root3d"][:, None]
