@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton bench-adaptpose \
-	bench-data bench-speed bench-evolve
+	bench-poseda bench-poseda-extra bench-poseda-speed bench-data bench-speed bench-evolve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -47,6 +47,15 @@ bench-adaptpose: install  ## baseline vs AdaptPose (27-frame VideoPose3D) + gene
 
 bench-evoskeleton: install  ## baseline vs EvoSkeleton (evolved data + cascade), 3 seeds
 	$(PY) benchmarks/leaderboard.py --group evoskeleton $(ARGS)
+
+bench-poseda: install  ## baseline vs PoseDA vs GPA only vs LPA only, 3 seeds, every test set
+	$(PY) benchmarks/leaderboard.py --group poseda $(ARGS)
+
+bench-poseda-extra: install  ## PoseDA's further rows (GP, 2D critic, row-0 GPA, per-domain GPA, RR+BL)
+	$(PY) benchmarks/leaderboard.py --group poseda-extra $(ARGS)
+
+bench-poseda-speed: install  ## PoseDA critic / G / lifter step at batch 1024 and epoch times (medians)
+	WANDB_MODE=disabled $(PY) benchmarks/bench_poseda.py --threads 1 $(ARGS)
 
 bench-speed: install  ## samples/s per phase vs the reference (ARGS="--reference-poseaug PATH"), plain loop, matmul ceiling
 	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py $(ARGS)

@@ -66,6 +66,10 @@ DIAGNOSTICS = (
     "adaptpose/kept_in_band",
     "adaptpose/ratio_rt",
     "aug/camera_sigma_mean",
+    "poseda/kept_fraction",
+    "poseda/root_depth_mean",
+    "train/wasserstein_3d",
+    "aug/bone_angle_deg_mean",
 )
 
 
@@ -168,6 +172,42 @@ def _adaptpose_ablation(
     return Entry(name=name, overrides=overrides, main=False, max_seeds=seeds, **spec)
 
 
+# PoseDA: every row trains the lifter for the same POSEDA_LIFTER_STEPS (one matched baseline).
+# Adversarial rows first warm G and the critic up for POSEDA_WARMUP iterations (one critic step
+# each, a G step every 5th); the GPA-only rows have no adversarial players and no warm-up.
+POSEDA_WARMUP = 15 * BATCHES_PER_EPOCH  # 1,530 critic steps, 306 G steps
+POSEDA_LIFTER_STEPS = 10 * BATCHES_PER_EPOCH  # 1,020 lifter steps on 2 x 256 mixed pairs
+POSEDA = dict(
+    config="experiments/poseda/mocap.yaml",
+    steps=POSEDA_WARMUP + POSEDA_LIFTER_STEPS,
+    player="d3d",
+    pretrained=True,
+    warmup_arg="warmup_steps",
+    warmup_fraction=POSEDA_WARMUP / (POSEDA_WARMUP + POSEDA_LIFTER_STEPS),
+    groups=("poseda",),
+    why=(
+        "2,550 iterations (critic steps) = 1,530 of G/critic warm-up (306 G steps) + 1,020 lifter steps on "
+        "the 1:1 mix (10 epochs at batch 256). The paper warms up for 5 epochs and trains 5-10 in all; "
+        "a warm-up iteration costs about a quarter of a lifter iteration here, so the warm-up is the "
+        "longer part and G gets 3x the G steps of a 5-epoch warm-up"
+    ),
+)
+POSEDA_GPA_ONLY = dict(
+    POSEDA,
+    steps=POSEDA_LIFTER_STEPS,
+    player="p",
+    warmup_arg=None,
+    warmup_fraction=0.0,
+    why="1,020 lifter steps on the 1:1 mix of GPA pairs and source pairs (no adversarial players)",
+)
+
+
+def _poseda_row(name: str, why: str, *overrides: str, gpa_only: bool = False, group: str = "poseda") -> Entry:
+    base = POSEDA_GPA_ONLY if gpa_only else POSEDA
+    overrides = (*overrides, "--model.init_args.use_lpa=false") if gpa_only else overrides
+    return Entry(name=name, overrides=overrides, main=False, **{**base, "why": why, "groups": (group,)})
+
+
 ENTRIES: dict[str, Entry] = {
     e.name: e
     for e in (
@@ -176,7 +216,7 @@ ENTRIES: dict[str, Entry] = {
             config="experiments/baseline/mocap.yaml",
             steps=PRETRAIN_STEPS,
             why="the pretrained lifter every adaptation method starts from (20 epochs at batch 256)",
-            groups=("poseaug", "evoskeleton"),
+            groups=("poseaug", "evoskeleton", "poseda", "poseda-extra"),
         ),
         Entry(name="poseaug", **POSEAUG),
         _poseaug_ablation(
@@ -199,6 +239,46 @@ ENTRIES: dict[str, Entry] = {
         ),
         _poseaug_ablation(
             "poseaug-strict-filter", "the strict in-frame filter", "--model.init_args.in_frame_filter=strict"
+        ),
+        Entry(name="poseda", **POSEDA),
+        _poseda_row("poseda-gpa-only", "GPA only (paper Table 4 '+GPA')", gpa_only=True),
+        _poseda_row("poseda-lpa-only", "LPA only (Table 4 '+LPA')", "--model.init_args.use_gpa=false"),
+        _poseda_row(
+            "poseda-gp",
+            "gradient penalty instead of weight clipping",
+            "--model.init_args.critic_constraint=gp",
+            group="poseda-extra",
+        ),
+        _poseda_row(
+            "poseda-d2d-target",
+            "Table 7: a 2D critic on target 2D",
+            "--model.init_args.d2d=target",
+            group="poseda-extra",
+        ),
+        _poseda_row(
+            "poseda-gpa-row0",
+            "GPA only with the released function's row-0 focal length for every sample's depth",
+            "--model.init_args.gpa_row0_focal=true",
+            gpa_only=True,
+            group="poseda-extra",
+        ),
+        *(
+            _poseda_row(
+                f"poseda-gpa-only-{domain}",
+                f"GPA only, adapted to {domain}'s unlabeled 2D instead of all_shift's",
+                f"--data.init_args.train_target={domain}",
+                gpa_only=True,
+                group="poseda-extra",
+            )
+            for domain in ("new_view", "moving_camera")
+        ),
+        _poseda_row(
+            "poseda-rr-bl",
+            "Table 6 'RR + BL': GPA with random vertical rotation (+-180 deg) and bone lengths (+-20 %)",
+            "--model.init_args.random_rotation_deg=180",
+            "--model.init_args.random_bone_length=0.2",
+            gpa_only=True,
+            group="poseda-extra",
         ),
         Entry(
             name="baseline-vpose27",
@@ -398,11 +478,11 @@ def spec_of(run: Run, args: argparse.Namespace, results: dict[str, dict]) -> dic
         epochs = entry.epochs or max(1, math.ceil(entry.steps / per_epoch))
     values = {"dir": run.dir, "seed": run.seed, "epochs_per_learner": max(1, epochs // 2)}
     extra = [_fill(o, values) for o in entry.overrides]
+    length = epochs * per_epoch
     if entry.schedule_arg:  # the method's schedules span exactly the budget
-        length = epochs * per_epoch
         extra.append(f"--model.init_args.{entry.schedule_arg}={length}")
-        if entry.warmup_arg:
-            extra.append(f"--model.init_args.{entry.warmup_arg}={int(entry.warmup_fraction * length)}")
+    if entry.warmup_arg:
+        extra.append(f"--model.init_args.{entry.warmup_arg}={round(entry.warmup_fraction * length)}")
     if args.quick:
         extra += [f"--trainer.limit_train_batches={per_epoch}", "--trainer.limit_test_batches=1"]
     spec: dict[str, Any] = {

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from data_modules.resumable import ResumableDataLoader
 from data_modules.schema import PoseDataset, PoseSet, collate_batch
 from data_modules.temporal import WindowedPoseDataset
 from poseshift.batches import PoseBatch, TestSetInfo
@@ -193,12 +194,25 @@ class PoseDataModule(pl.LightningDataModule):
         sampler = None
         if not train and dist.is_available() and dist.is_initialized():
             sampler = UnpaddedDistributedSampler(dataset)
+        if train:
+            # shuffled by a generator of its own (seeded from torch's initial seed), so that a
+            # mid-epoch checkpoint can resume the epoch's exact order (data_modules.resumable)
+            seed = torch.initial_seed()
+            return ResumableDataLoader(
+                dataset,
+                batch_size=self.batch_size,
+                sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)),
+                drop_last=len(poses) > self.batch_size,
+                num_workers=self.num_workers,
+                collate_fn=collate_batch,
+                persistent_workers=self.num_workers > 0,
+                generator=torch.Generator().manual_seed(seed + 2),  # worker seeds
+            )
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train and sampler is None,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
             sampler=sampler,
-            drop_last=train and len(poses) > self.batch_size,
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             persistent_workers=self.num_workers > 0,
@@ -206,17 +220,19 @@ class PoseDataModule(pl.LightningDataModule):
 
     def _target_loader(self, poses: PoseSet, num_batches: int) -> DataLoader:
         # as many full batches as the source loader has, reshuffled on every pass over the set;
-        # its own generator (seeded from torch's initial seed) leaves the global RNG untouched
-        generator = torch.Generator().manual_seed(torch.initial_seed() + 1)
+        # its own generators (seeded from torch's initial seed) leave the global RNG untouched
+        seed = torch.initial_seed()
         sampler = RandomSampler(
-            range(len(poses)), num_samples=num_batches * self.batch_size, generator=generator
+            range(len(poses)),
+            num_samples=num_batches * self.batch_size,
+            generator=torch.Generator().manual_seed(seed + 1),
         )
-        return DataLoader(
+        return ResumableDataLoader(
             self._dataset(poses, train=True),
             batch_size=self.batch_size,
             sampler=sampler,
             drop_last=True,
-            generator=generator,  # the loader draws its workers' base seed from it, too
+            generator=torch.Generator().manual_seed(seed + 3),  # worker seeds
             num_workers=self.num_workers,
             collate_fn=collate_batch,
             persistent_workers=self.num_workers > 0,

@@ -20,6 +20,12 @@ pose and in its augmentation parameters, and built on :mod:`poseshift.geometry`:
 * :func:`reproject` / :func:`in_frame` / :func:`in_view` re-project augmented camera-frame 3D
   with each sample's own intrinsics (distortion included) and flag projections that leave the
   frame, or poses whose 2D is not their 3D's projection (clamped or behind the camera).
+* :func:`global_position_alignment` (PoseDA's GPA) places root-relative poses in a target
+  camera so that their projection covers a paired target 2D pose's box and root
+  (:func:`gpa_root` is the closed form, :func:`box_size` the box measure it matches).
+* :func:`random_vertical_rotation` and :func:`random_bone_scale` are the non-learned
+  rotation / bone-length augmentations PoseDA compares against (its Table 6);
+  :func:`box_normalize` is the crop normalization of 2D inputs it compares GPA with (Table 5).
 
 Poses are camera-frame (..., J, 3) in metres; "absolute" means joint 0 holds the root position.
 """
@@ -410,6 +416,124 @@ def augmentation_stats(
     }
 
 
+# -- GPA (PoseDA) ----------------------------------------------------------------------------------
+def box_size(pose2d: torch.Tensor) -> torch.Tensor:
+    """Width plus height (...,) of the 2D bounding box of poses (..., J, 2): GPA's box measure."""
+    extent = pose2d.amax(dim=-2) - pose2d.amin(dim=-2)
+    return extent.sum(-1)
+
+
+def gpa_root(
+    pose: torch.Tensor,
+    target2d: torch.Tensor,
+    intrinsics: torch.Tensor,
+    row0_focal: bool = False,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """GPA's closed-form root position (..., 3) for poses paired with target 2D poses.
+
+    Under the pinhole model with every joint at the root's depth (``|Z_i| << Z_r``), a pose
+    placed at ``(X_r, Y_r, Z_r)`` projects to a box of size ``(fx dX + fy dY) / Z_r`` around
+    ``f (X_r, Y_r) / Z_r + c``. GPA (PoseDA eq. 6-9) picks the depth that makes this size equal
+    the target's ``dx + dy`` and the (X_r, Y_r) that put the root on the target root::
+
+        Z_r = (fx dX + fy dY) / (dx + dy),   X_r = Z_r (x_r - cx) / fx,   Y_r = Z_r (y_r - cy) / fy
+
+    Args:
+        pose: (..., J, 3) poses, metres; only their root-relative shape is used.
+        target2d: (..., J, 2) screen-normalized target poses paired with them (joint 0 = root).
+        intrinsics: (..., 9) normalized ``[fx, fy, cx, cy, ...]`` of each *target* sample's
+            camera (the suite's ``[f, c]`` order; both axes divided by the image width).
+            Distortion terms are not inverted: the target root is treated as a pinhole point.
+        row0_focal: take fx, fy of the first sample for the depth of every sample, as the
+            function released with the paper does (it reads ``camera_params[0, :2]``); wrong
+            for a batch that mixes cameras. The root's (x, y) still use each sample's own f, c,
+            also as released. Only for reproducing that function; leading dims must be (B,).
+        eps: lower bound of the target box size (a degenerate target box would put the pose
+            at infinite depth).
+    """
+    rel = pose - pose[..., :1, :]
+    extent = rel[..., :2].amax(dim=-2) - rel[..., :2].amin(dim=-2)  # (..., 2): dX, dY in metres
+    f, c = intrinsics[..., 0:2], intrinsics[..., 2:4]
+    f_depth = f[:1].expand_as(f) if row0_focal else f
+    depth = (f_depth * extent).sum(-1) / box_size(target2d).clamp_min(eps)
+    xy = depth.unsqueeze(-1) * (target2d[..., 0, :] - c) / f
+    return torch.cat([xy, depth.unsqueeze(-1)], dim=-1)
+
+
+def global_position_alignment(
+    pose: torch.Tensor,
+    target2d: torch.Tensor,
+    intrinsics: torch.Tensor,
+    row0_focal: bool = False,
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """PoseDA's GPA: each pose's root-relative shape moved to :func:`gpa_root` (..., J, 3).
+
+    Pairing is the caller's: sample i of ``pose`` goes with sample i of ``target2d`` (PoseDA
+    pairs each source pose with a random target pose and re-pairs every epoch; poseshift's
+    training batches already carry a freshly shuffled target batch). Project the result with
+    the same target ``intrinsics`` (:func:`reproject`). Differentiable in ``pose``, so it composes
+    with any learned augmentor before it. Arguments as :func:`gpa_root`.
+    """
+    root = gpa_root(pose, target2d, intrinsics, row0_focal, eps)
+    return pose - pose[..., :1, :] + root.unsqueeze(-2)
+
+
+def box_normalize(pose2d: torch.Tensor, square: bool = False, eps: float = 1e-6) -> torch.Tensor:
+    """Crop normalization of 2D poses (..., J, 2) to their own bounding box, centred on it.
+
+    ``square=False`` ("crop norm"): each axis scaled so the box spans [-1, 1] (the aspect ratio
+    is lost, as when a person box is resized to a square image). ``square=True`` ("square
+    crop"): both axes divided by half the longer side, keeping the aspect ratio. Either way the
+    position and scale of the person in the image are gone, which PoseDA argues makes lifting
+    ambiguous (its Table 5 compares both with screen normalization and GPA).
+    """
+    lo, hi = pose2d.amin(dim=-2, keepdim=True), pose2d.amax(dim=-2, keepdim=True)
+    centre, half = (lo + hi) / 2, ((hi - lo) / 2).clamp_min(eps)
+    if square:
+        half = half.amax(dim=-1, keepdim=True)
+    return (pose2d - centre) / half
+
+
+# -- non-learned baselines (PoseDA Table 6) ----------------------------------------------------------
+def random_vertical_rotation(
+    pose: torch.Tensor, max_deg: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Rotate poses (B, J, 3) about the camera's vertical (y) axis through their root by an
+    angle drawn uniformly in ``[-max_deg, max_deg]`` per sample (PoseDA's "RR" baseline).
+
+    For the level cameras of H36M-like sources the camera y axis is the world's vertical, so this
+    turns the person in place.
+    """
+    angle = (torch.rand(pose.shape[0], generator=generator, device=pose.device) * 2 - 1) * math.radians(
+        max_deg
+    )
+    axis_angle = torch.zeros(pose.shape[0], 3, device=pose.device, dtype=pose.dtype)
+    axis_angle[:, 1] = angle.to(pose.dtype)
+    return rigid_transform(pose, axis_angle, pose[:, 0])
+
+
+def random_bone_scale(
+    pose: torch.Tensor,
+    limit: float,
+    groups: torch.Tensor,
+    generator: torch.Generator | None = None,
+    skeleton: Skeleton = H36M17,
+) -> torch.Tensor:
+    """Scale each bone group of poses (B, J, 3) by a factor drawn uniformly in ``[1 - limit,
+    1 + limit]`` per sample and group (left = right with the BL groups; PoseDA's "BL" baseline).
+
+    ``groups`` is a (G, nb) :func:`group_matrix`; directions and root are kept.
+    """
+    residual = (
+        torch.rand(pose.shape[0], groups.shape[0], generator=generator, device=pose.device) * 2 - 1
+    ) * limit
+    return bone_length_scale(
+        pose, 1 + expand_shared(residual.to(pose.dtype), groups.to(pose.dtype)), skeleton
+    )
+
+
 __all__ = [
     "BA_FROZEN_BONES_H36M17",
     "BL_GROUPS_H36M17",
@@ -418,8 +542,12 @@ __all__ = [
     "bone_direction_ramp",
     "bone_rotation_ramp",
     "bone_length_scale",
+    "box_normalize",
+    "box_size",
     "expand_shared",
     "geodesic_angle_deg",
+    "global_position_alignment",
+    "gpa_root",
     "group_matrix",
     "in_frame",
     "in_view",
@@ -427,6 +555,8 @@ __all__ = [
     "median_bone_lengths",
     "perturb_bone_directions",
     "ramp_fractions",
+    "random_bone_scale",
+    "random_vertical_rotation",
     "reproject",
     "rigid_transform",
     "rigid_transform_matrix",

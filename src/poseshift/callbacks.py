@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -101,43 +99,6 @@ class ResultsTable(pl.Callback):
 
 
 # -- checkpoints -----------------------------------------------------------------------------------
-def capture_rng() -> dict[str, Any]:
-    """Every global random state a training epoch draws from (torch, CUDA, numpy, random).
-
-    Stored as tensors and plain values so the checkpoint still loads with ``weights_only=True``.
-    """
-    # the legacy global numpy state: what np.random.* draws from (not a Generator's)
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
-        "python": list(random.getstate()[1]),
-        "python_gauss": random.getstate()[2],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
-    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
-    cuda = state.get("cuda")
-    if cuda is not None and torch.cuda.is_available():
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-        else:  # another machine: the CPU streams are restored, the GPU ones cannot be
-            warnings.warn(
-                f"the checkpoint holds the random states of {len(cuda)} GPUs, this machine has "
-                f"{torch.cuda.device_count()}: GPU random numbers will differ from the interrupted run",
-                UserWarning,
-                stacklevel=2,
-            )
-
-
 def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
@@ -149,7 +110,8 @@ class LiftingCheckpoint(ModelCheckpoint):
     ``last.ckpt`` is written at the end of each training epoch, after validation and after the
     method's own epoch-end work (e.g. PoseAug's scheduler steps), atomically (a crash while saving
     leaves the previous one). Resuming from it continues exactly as if the run had not stopped:
-    the global random states (each process's, under DDP) are part of the checkpoint. A
+    the global random states (each process's, under DDP) are part of the checkpoint
+    (:class:`~poseshift.methods.base.LiftingModule` keeps them, :mod:`poseshift.rng`). A
     KeyboardInterrupt (Ctrl-C) additionally saves the interrupted state as ``interrupted.ckpt``
     (mid-epoch, so not an exact resume point); a failure with an error saves nothing.
 
@@ -206,25 +168,6 @@ class LiftingCheckpoint(ModelCheckpoint):
             )
             partial = f"; the interrupted state is in {saved}" if saved is not None else ""
             print(f"\ninterrupted in epoch {done}: {resume}{partial}", flush=True)
-
-    # -- random states ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        rng = capture_rng()
-        if _distributed():  # one state per process: every rank resumes its own stream
-            gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, rng)
-            state["rng_per_rank"] = gathered
-        else:
-            state["rng_per_rank"] = [rng]
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        states = state_dict.get("rng_per_rank")
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "rng_per_rank"})
-        if states:
-            rank = dist.get_rank() if _distributed() else 0
-            restore_rng(states[rank] if rank < len(states) else states[0])
 
 
 class NpzPredictionWriter(BasePredictionWriter):

@@ -78,3 +78,28 @@ def test_adaptpose_rows_start_from_and_match_their_own_backbone_baseline(tmp_pat
     assert len(matched) == 1 and matched[0].entry.name == "baseline-vpose27"
     # ablation rows run the first seed only
     assert [r.seed for r in runs if r.label == "adaptpose-bg1"] == [0]
+
+
+def test_poseda_rows_share_one_lifter_budget_and_warm_up_in_iterations():
+    import argparse
+    from pathlib import Path
+
+    board = load_leaderboard()
+    names = {e.name for e in board.select(board_args(board, group="poseda"))}
+    assert names == {"baseline", "poseda", "poseda-gpa-only", "poseda-lpa-only"}
+    args = argparse.Namespace(quick=False, accelerator="cpu", threads=1)
+    specs = {}
+    for name in ("poseda", "poseda-gpa-only", "poseda-lpa-only"):
+        entry = board.ENTRIES[name]
+        specs[name] = board.spec_of(board.Run(name, entry, 0, Path("x")), args, {})
+    warm = board.POSEDA_WARMUP
+    for name in ("poseda", "poseda-lpa-only"):
+        assert f"--model.init_args.warmup_steps={warm}" in specs[name]["args"]
+        # every iteration after the warm-up is one lifter step
+        assert specs[name]["epochs"] * board.BATCHES_PER_EPOCH - warm == board.POSEDA_LIFTER_STEPS
+    gpa = specs["poseda-gpa-only"]
+    assert "--model.init_args.use_lpa=false" in gpa["args"] and not any("warmup" in a for a in gpa["args"])
+    assert gpa["epochs"] * board.BATCHES_PER_EPOCH == board.POSEDA_LIFTER_STEPS
+    assert "--model.init_args.use_gpa=false" in specs["poseda-lpa-only"]["args"]
+    assert all(board.ENTRIES[n].main is False for n in ("poseda-gpa-only", "poseda-lpa-only"))
+    assert board.ENTRIES["poseda"].main

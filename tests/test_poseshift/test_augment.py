@@ -242,3 +242,171 @@ def test_frobenius_normalize_matches_the_data_modules():
 
     x = np.random.default_rng(0).normal(size=(5, 17, 2)).astype(np.float32)
     torch.testing.assert_close(frobenius_normalize(torch.from_numpy(x)), torch.from_numpy(np_frob(x)))
+
+
+# -- GPA (PoseDA) ----------------------------------------------------------------------------------
+
+
+def body_poses(n: int, seed: int) -> torch.Tensor:
+    """Root-relative human-sized poses (double): the synthetic rest pose, noise, random yaw."""
+    from helpers import synthetic_set
+
+    return torch.as_tensor(synthetic_set(n, seed, "x").pose3d, dtype=torch.float64)
+
+
+def mixed_cameras(n: int) -> torch.Tensor:
+    """Pinhole intrinsics (n, 9) cycling through three very different focal lengths (fy != fx)."""
+    k = torch.zeros(n, 9, dtype=torch.float64)
+    k[:, :2] = torch.tensor([1.2, 2.3, 3.4], dtype=torch.float64).repeat(n // 3 + 1)[:n, None]
+    k[:, 1] *= 0.9
+    k[:, 2] = torch.linspace(-0.05, 0.05, n, dtype=torch.float64)
+    k[:, 3] = 0.02
+    return k
+
+
+def target_batch(n: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target 2D of other people at other places, filmed by mixed cameras, and their intrinsics."""
+    g = torch.Generator().manual_seed(3)
+    other = body_poses(n, 7)
+    root = torch.stack(
+        [
+            torch.rand(n, generator=g, dtype=torch.float64) - 0.5,
+            (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 0.6,
+            3 + 6 * torch.rand(n, generator=g, dtype=torch.float64),
+        ],
+        -1,
+    )
+    k = mixed_cameras(n)
+    return project(other + root[:, None], k), k
+
+
+def box_tolerance(placed: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The bound on |box_size(projection) - box_size(target)| GPA guarantees (per sample).
+
+    GPA matches boxes under the approximation that every joint is at the root's depth Z_r. With
+    d_j = Z_j - Z_r the exact pinhole projection is x_j - c = (x^_j - c) / (1 + d_j / Z_r), where x^_j
+    is the approximate one, so |x_j - x^_j| <= |x^_j - c| * delta / (1 - delta), delta = max_j |d_j| / Z_r.
+    A box side (max - min) moves by at most twice the largest such shift, and the approximate sides
+    sum to the target's by construction, hence
+    |(dx + dy) - (dx_t + dy_t)| <= 2 (max_j |x^_j - cx| + max_j |y^_j - cy|) delta / (1 - delta).
+    """
+    z_root = placed[:, :1, 2]
+    delta = ((placed[..., 2] - z_root).abs() / z_root).amax(-1)
+    approx = k[:, None, :2] * placed[..., :2] / z_root[..., None]  # x^_j - c
+    spread = approx.abs().amax(1).sum(-1)
+    return 2 * spread * delta / (1 - delta)
+
+
+def test_gpa_puts_the_root_on_the_target_root_and_the_box_on_the_target_box():
+    from poseshift.augment import box_size, global_position_alignment, in_view
+
+    target2d, k = target_batch()
+    source = body_poses(30, 1)
+    placed = global_position_alignment(source, target2d, k)
+    assert (placed[..., 2] > 0).all() and in_view(placed).all()  # in front, nothing clamped
+    torch.testing.assert_close(placed - placed[:, :1], source - source[:, :1])  # only moved
+    proj = project(placed, k)
+    torch.testing.assert_close(proj[:, 0], target2d[:, 0], atol=1e-10, rtol=0)
+    err = (box_size(proj) - box_size(target2d)).abs()
+    tol = box_tolerance(placed, k)
+    assert (err <= tol + 1e-12).all(), (err - tol).max()
+    # the bound is tight enough to mean something: a few per cent of the box
+    assert (tol / box_size(target2d)).median() < 0.1
+    # a pose with every joint at the root's depth matches the box exactly
+    flat = source.clone()
+    flat[..., 2] = 0.0
+    placed_flat = global_position_alignment(flat, target2d, k)
+    torch.testing.assert_close(box_size(project(placed_flat, k)), box_size(target2d), atol=1e-10, rtol=0)
+
+
+def test_gpa_depth_is_the_papers_closed_form():
+    from poseshift.augment import gpa_root
+
+    source = body_poses(6, 2)
+    target2d, k = target_batch(6)
+    root = gpa_root(source, target2d, k)
+    d_x = source[..., 0].amax(-1) - source[..., 0].amin(-1)
+    d_y = source[..., 1].amax(-1) - source[..., 1].amin(-1)
+    box = (target2d.amax(-2) - target2d.amin(-2)).sum(-1)
+    depth = (k[:, 0] * d_x + k[:, 1] * d_y) / box
+    torch.testing.assert_close(root[:, 2], depth)
+    torch.testing.assert_close(root[:, :2], depth[:, None] * (target2d[:, 0] - k[:, 2:4]) / k[:, :2])
+    assert (root[:, 2] > 0).all()
+
+
+def released_gpa(source: torch.Tensor, target2d: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+    """The README function of the PoseDA authors, restated (without its random pairing): depth from
+    the first row's focal length, root from each row's own principal point and focal length."""
+    s = ((target2d.amax(1) - target2d.amin(1)).sum(-1)) / 2
+    d = source[..., :2].amax(1) - source[..., :2].amin(1)
+    z = (cam[0, 0] * d[:, 0] + cam[0, 1] * d[:, 1]) / (2 * s)
+    uv = (target2d[:, 0] - cam[:, 2:4]) / cam[:, 0:2]
+    root = torch.stack([z * uv[:, 0], z * uv[:, 1], z], -1)
+    return source - source[:, :1] + root[:, None]
+
+
+def test_per_sample_intrinsics_differ_from_the_released_row0_on_a_mixed_camera_batch():
+    from poseshift.augment import box_size, global_position_alignment
+
+    target2d, k = target_batch()
+    source = body_poses(30, 1)
+    own = global_position_alignment(source, target2d, k)
+    row0 = global_position_alignment(source, target2d, k, row0_focal=True)
+    torch.testing.assert_close(row0, released_gpa(source, target2d, k))  # the flag is the release
+    same_camera = k[:, 0] == k[0, 0]
+    torch.testing.assert_close(row0[same_camera], own[same_camera])
+    assert not torch.allclose(row0[~same_camera], own[~same_camera])
+    # with row 0's focal length the other cameras' boxes miss the target beyond GPA's bound, by
+    # tens of per cent of the box (the depth is off by the focal-length ratio)
+    miss = (box_size(project(row0, k)) - box_size(target2d)).abs()
+    assert (miss[~same_camera] > box_tolerance(row0, k)[~same_camera]).all()
+    assert (miss / box_size(target2d))[~same_camera].min() > 0.2
+    assert (miss[same_camera] <= box_tolerance(row0, k)[same_camera] + 1e-12).all()
+
+
+def test_gpa_is_batched_over_leading_dims_and_differentiable():
+    from poseshift.augment import global_position_alignment
+
+    target2d, k = target_batch(6)
+    source = body_poses(6, 2).requires_grad_()
+    flat = global_position_alignment(source, target2d, k)
+    stacked = global_position_alignment(
+        source.reshape(2, 3, 17, 3), target2d.reshape(2, 3, 17, 2), k.reshape(2, 3, 9)
+    )
+    torch.testing.assert_close(stacked.reshape(6, 17, 3), flat)
+    project(flat, k).sum().backward()
+    assert source.grad is not None and source.grad.abs().sum() > 0
+
+
+def test_box_normalize_crops_and_keeps_the_aspect_only_when_square():
+    from poseshift.augment import box_normalize
+
+    x = target_batch(8)[0].float()
+    crop, square = box_normalize(x), box_normalize(x, square=True)
+    torch.testing.assert_close(crop.amin(1), -torch.ones(8, 2))
+    torch.testing.assert_close(crop.amax(1), torch.ones(8, 2))
+    extent = square.amax(1) - square.amin(1)
+    torch.testing.assert_close(extent.amax(-1), torch.full((8,), 2.0))
+    src_extent = x.amax(1) - x.amin(1)
+    torch.testing.assert_close(extent[:, 0] / extent[:, 1], src_extent[:, 0] / src_extent[:, 1])
+    # position and scale in the image are gone
+    torch.testing.assert_close(box_normalize(3 * x + 0.4, square=True), square, atol=1e-5, rtol=1e-5)
+
+
+def test_random_baselines_turn_about_the_vertical_and_scale_bone_groups():
+    from poseshift.augment import random_bone_scale, random_vertical_rotation
+
+    x = poses(64)
+    y = random_vertical_rotation(x, 30.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y[..., 1], x[..., 1])  # heights unchanged
+    torch.testing.assert_close(y[:, 0], x[:, 0])
+    rel_x, rel_y = (x - x[:, :1])[..., [0, 2]], (y - y[:, :1])[..., [0, 2]]
+    cos = (rel_x * rel_y).sum(-1) / (rel_x.norm(dim=-1) * rel_y.norm(dim=-1)).clamp_min(1e-12)
+    angle = torch.rad2deg(torch.acos(cos[:, 1:].clamp(-1, 1))).amax(-1)
+    assert angle.max() <= 30.0 + 1e-6 and angle.max() > 20.0
+    groups = group_matrix(BL_GROUPS_H36M17, dtype=x.dtype)
+    z = random_bone_scale(x, 0.2, groups, generator=torch.Generator().manual_seed(0))
+    ratio = bone_lengths(z) / bone_lengths(x)
+    assert ((ratio >= 0.8 - 1e-9) & (ratio <= 1.2 + 1e-9)).all() and ratio.std() > 0.05
+    torch.testing.assert_close(ratio, ratio[:, H36M17.bone_flip_permutation])
+    torch.testing.assert_close(bone_directions(z), bone_directions(x))

@@ -65,17 +65,21 @@ def part_mask(
     return mask.to(dtype=dtype, device=device, copy=True)
 
 
-def part_kcs(pose_or_bones: torch.Tensor, skeleton: Skeleton = H36M17, eps: float = _EPS) -> torch.Tensor:
+def part_kcs(
+    pose_or_bones: torch.Tensor, skeleton: Skeleton = H36M17, eps: float = _EPS, unit: bool = True
+) -> torch.Tensor:
     """Part-aware KCS (..., P, B, B): one Gram matrix of *unit* bones per body part.
 
     Bones outside a part are zeroed, as in PoseAug's D3d input, so each matrix is mostly
     zeros; flatten the last two dims to get PoseAug's per-part feature vector. Being built
     on unit bones, the result does not depend on bone lengths (nor on rotation/translation).
+    ``unit=False`` keeps the bone lengths (Wandt's KCS restricted to each part).
     """
     bones = _as_bones(pose_or_bones, skeleton)
-    unit = bones / torch.linalg.vector_norm(bones, dim=-1, keepdim=True).clamp_min(eps)
-    mask = part_mask(skeleton, dtype=unit.dtype, device=unit.device)
-    masked = unit.unsqueeze(-3) * mask.unsqueeze(-1)  # (..., P, B, D)
+    if unit:
+        bones = bones / torch.linalg.vector_norm(bones, dim=-1, keepdim=True).clamp_min(eps)
+    mask = part_mask(skeleton, dtype=bones.dtype, device=bones.device)
+    masked = bones.unsqueeze(-3) * mask.unsqueeze(-1)  # (..., P, B, D)
     return _gram(masked)
 
 

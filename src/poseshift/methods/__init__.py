@@ -7,6 +7,7 @@ from poseshift.methods.base import Evaluation, LiftingModule
 from poseshift.methods.baseline import Baseline
 from poseshift.methods.evoskeleton import EvoSkeleton
 from poseshift.methods.poseaug import PoseAug
+from poseshift.methods.poseda import PoseDA
 
 __all__ = [
     "AdaptPose",
@@ -19,4 +20,5 @@ __all__ = [
     "NonFiniteLossError",
     "Player",
     "PoseAug",
+    "PoseDA",
 ]

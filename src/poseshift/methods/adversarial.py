@@ -16,28 +16,25 @@ the update, so a method's ``training_step`` holds only its algorithm:
   ``on_train_epoch_end``), for work done once per epoch such as PoseAug's estimator passes;
 * loading a pretrained lifter when a fresh fit starts;
 * DDP without the reducer: each player's gradients are all-reduced explicitly (no
-  ``find_unused_parameters``) and the lifter's BatchNorm buffers broadcast at epoch end.
+  ``find_unused_parameters``) and the lifter's BatchNorm buffers broadcast at epoch end;
+* exact resume (from :class:`~poseshift.methods.base.LiftingModule`): checkpoints carry every
+  process's random states, restored just before the first batch of a resumed fit; with the
+  suite's resumable training loaders (``data_modules.resumable``) a fit resumed from a
+  mid-epoch checkpoint takes exactly the steps of the uninterrupted one.
 
 A non-finite loss term or gradient stops training with :class:`NonFiniteLossError`, naming the
 player, its step and the loss term; no checkpoint is written from the broken weights.
-
-Checkpoints also carry the random number generators' states (torch, CUDA, NumPy, Python); a
-single-process fit resumed from one restores them just before its first batch, so a run resumed
-mid-epoch draws the same noise, pool swaps and dropout masks as an uninterrupted one (exactly
-equal when the DataLoaders are resumable too, i.e. follow Lightning's ``state_dict`` protocol).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -141,7 +138,6 @@ class AdversarialModule(LiftingModule):
         self._pending: list[tuple[str, int, tuple[str, ...], torch.Tensor]] = []
         self._names: list[str] = []
         self._ddp_block: contextlib.ExitStack | None = None
-        self._rng_to_restore: dict[str, Any] | None = None
 
     # -- players ----------------------------------------------------------------------------------
     def configure_players(self) -> dict[str, Player]:
@@ -270,9 +266,7 @@ class AdversarialModule(LiftingModule):
         """Called after the epoch's last training batch, before validation and checkpointing."""
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        if self._rng_to_restore is not None:  # the first batch after a resume continues the saved draws
-            _set_rng_states(self._rng_to_restore)
-            self._rng_to_restore = None
+        super().on_train_batch_start(batch, batch_idx)  # a resumed fit's random states
         # the DDP reducer expects every parameter's gradient after each backward, which a
         # multi-player step never provides: keep it out of the forward as well (no_sync)
         block = getattr(self.trainer.strategy, "block_backward_sync", None)
@@ -328,17 +322,7 @@ class AdversarialModule(LiftingModule):
     # -- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.check_finite()  # never write weights that a non-finite step has already touched
-        checkpoint["rng_states"] = _get_rng_states()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        # restored at the first training batch, after Lightning has set up the loaders; only on a
-        # single process (rank 0's states on every rank would make all ranks draw the same noise)
-        states = checkpoint.get("rng_states")
-        if states is not None and not (
-            dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        ):
-            self._rng_to_restore = states
+        super().on_save_checkpoint(checkpoint)
 
     # -- distributed --------------------------------------------------------------------------------
     @property
@@ -370,26 +354,3 @@ class AdversarialModule(LiftingModule):
         if self._distributed:
             for buf in self.lifter.buffers():
                 dist.broadcast(buf, src=0)
-
-
-def _get_rng_states() -> dict[str, Any]:
-    # plain tensors, ints and tuples only, so torch's weights-only loader accepts the checkpoint;
-    # the global NumPy generator is what seed_everything seeds, hence the legacy calls
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    name, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])

@@ -26,6 +26,7 @@ from poseshift.batches import PoseBatch, PoseDataSource, TestSetInfo
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.metrics import pose_metrics
 from poseshift.models import build_backbone
+from poseshift.rng import capture_rng_per_rank, restore_rng, state_of_this_rank
 
 
 def _metric_key(name: str) -> str:
@@ -101,6 +102,7 @@ class LiftingModule(pl.LightningModule):
         self.val_metrics = pose_metrics(joints=self.evaluation.pck_joints)
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)
+        self._rng_to_restore: dict[str, Any] | None = None
 
     # -- lifting --------------------------------------------------------------------------------
     def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
@@ -129,6 +131,20 @@ class LiftingModule(pl.LightningModule):
             ]
         pred = preds[0] if len(preds) == 1 else torch.stack(preds).mean(0)
         return pred if scale is None else pred * scale
+
+    # -- exact resume ----------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_per_rank"] = capture_rng_per_rank()  # collective, as saving is under DDP
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_per_rank")
+        # restored before the first training batch, not now (see poseshift.rng)
+        self._rng_to_restore = state_of_this_rank(states) if states else None
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._rng_to_restore is not None:  # the first batch after a resume continues the saved draws
+            restore_rng(self._rng_to_restore)
+            self._rng_to_restore = None
 
     # -- data access ------------------------------------------------------------------------------
     @property

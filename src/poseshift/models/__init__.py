@@ -20,7 +20,7 @@ from poseshift.models.discriminators import (
     PoseDiscriminator2D,
     TemporalDiscriminator2D,
 )
-from poseshift.models.generators import CameraGenerator, MotionGenerator, PoseAugmentor
+from poseshift.models.generators import CameraGenerator, LocalPoseAugmentor, MotionGenerator, PoseAugmentor
 from poseshift.models.semgcn import SemGCN, SemGraphConv
 from poseshift.models.simple_baseline import SimpleBaseline
 from poseshift.models.stgcn import STGCN
@@ -51,6 +51,7 @@ __all__ = [
     "GroupedLinear",
     "KCSDiscriminator",
     "MotionGenerator",
+    "LocalPoseAugmentor",
     "PoseAugmentor",
     "PoseDiscriminator2D",
     "TemporalDiscriminator2D",

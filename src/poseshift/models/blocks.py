@@ -101,7 +101,12 @@ class ResidualMLP(nn.Module):
         out_features: output size, or ``None`` for a trunk without head.
         width: hidden size (1024 in SimpleBaseline and EvoSkeleton, 256 in PoseAug's generator).
         num_stages: number of :class:`ResidualLinearBlock`.
-        dropout, residual, activation, batch_norm: passed to the input layer and every block.
+        dropout: dropout rate, passed to the input layer and every block.
+        residual: identity skip around every block.
+        activation: non-linearity factory of the input layer and every block.
+        batch_norm: BatchNorm1d after every hidden Linear.
+        block_layers: Linear layers per block (2 in the references; PoseDA's "3-layer" generator
+            MLPs use one block of 1).
     """
 
     def __init__(
@@ -114,6 +119,7 @@ class ResidualMLP(nn.Module):
         residual: bool = True,
         activation: ActivationFactory = nn.ReLU,
         batch_norm: bool = True,
+        block_layers: int = 2,
     ) -> None:
         super().__init__()
         self.in_features = in_features
@@ -122,7 +128,7 @@ class ResidualMLP(nn.Module):
         self.trunk = nn.Sequential(
             linear_bn_act(in_features, width, dropout, activation, batch_norm),
             *(
-                ResidualLinearBlock(width, dropout, residual, activation, batch_norm)
+                ResidualLinearBlock(width, dropout, residual, activation, batch_norm, block_layers)
                 for _ in range(num_stages)
             ),
         )

@@ -1,7 +1,9 @@
 """Pose discriminators (critics) shared by the adversarial methods: plain ``nn.Module``s.
 
-* :class:`KCSDiscriminator` (D3d): PoseAug's "KCS paths" on part-aware KCS (``part``),
-  Wandt's whole-body KCS (``full``) or Deng et al.'s weighted KCS (``weighted``).
+* :class:`KCSDiscriminator` (D3d): PoseAug's "KCS paths" on part-aware KCS (``part``), the
+  same parts with bone lengths kept (``part_length``), Wandt's whole-body KCS (``full``) or
+  Deng et al.'s weighted KCS (``weighted``); with ``mid=None`` each path is PoseDA's 4-layer
+  residual MLP (its anchor critic).
 * :class:`PoseDiscriminator2D` (D2d): PoseAug's 2D MLP, optionally with AdaptPose's 2D-KCS
   branch (the paper's domain discriminator).
 * :class:`TemporalDiscriminator2D`: a D on the frame-to-frame motion of 2D windows.
@@ -20,7 +22,7 @@ from poseshift.geometry.kcs import kcs, part_kcs, weighted_kcs
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.models.blocks import kaiming_init_linear
 
-KCS_MODES = ("part", "full", "weighted")
+KCS_MODES = ("part", "part_length", "full", "weighted")
 
 
 class GroupedLinear(nn.Module):
@@ -49,6 +51,8 @@ def kcs_features(pose: torch.Tensor, mode: str, skeleton: Skeleton = H36M17) -> 
     """(B, J, D) poses -> (B, P, nb*nb) flattened KCS features (P = parts for ``part``, else 1)."""
     if mode == "part":
         k = part_kcs(pose, skeleton)
+    elif mode == "part_length":
+        k = part_kcs(pose, skeleton, unit=False)
     elif mode == "full":
         k = kcs(pose, skeleton).unsqueeze(1)
     elif mode == "weighted":
@@ -63,14 +67,17 @@ class KCSDiscriminator(nn.Module):
 
     Path: L(in->w), LReLU -> L(w->w), LReLU -> L(w->w) + skip from the first output ->
     LReLU(L(w->mid)) -> L(mid->1). Output (B, P) logits (P = 5 parts, or 1 for ``full`` and
-    ``weighted``), plus one more column with ``full_branch``.
+    ``weighted``), plus one more column with ``full_branch``. With ``mid=None`` the path ends
+    LReLU -> L(w->1) after the skip: four Linear layers with one residual connection, our reading
+    of PoseDA's "4-layer residual MLP" anchor critic (the paper gives no widths).
 
     Args:
         skeleton: joint layout with ``parts`` (correct left/right labels).
-        mode: ``"part"`` (PoseAug's part-aware KCS, unit bones), ``"full"`` (Wandt's KCS with
-            bone lengths, PoseAug's Table 7 ablation) or ``"weighted"`` (Deng et al.'s wKCS).
+        mode: ``"part"`` (PoseAug's part-aware KCS, unit bones), ``"part_length"`` (the same five
+            parts with bone lengths kept), ``"full"`` (Wandt's KCS with bone lengths, PoseAug's
+            Table 7 ablation) or ``"weighted"`` (Deng et al.'s wKCS).
         width: path width (PoseAug's reference: 256; its class default of 1000 is overridden there).
-        mid: width of the path's last hidden layer (100).
+        mid: width of the path's last hidden layer (100); ``None`` leaves that layer out.
         full_branch: add one path on the whole-body KCS (with bone lengths) of the *unperturbed*
             pose: AdaptPose's paper (sec. 4.3; not in its code) feeds perturbed 3D to the part
             paths and the original 3D to a KCS branch.
@@ -81,21 +88,24 @@ class KCSDiscriminator(nn.Module):
         skeleton: Skeleton = H36M17,
         mode: str = "part",
         width: int = 256,
-        mid: int = 100,
+        mid: int | None = 100,
         full_branch: bool = False,
     ) -> None:
         super().__init__()
         if mode not in KCS_MODES:
             raise ValueError(f"KCS mode must be one of {KCS_MODES}, got {mode!r}")
         self.skeleton, self.mode, self.full_branch = skeleton, mode, full_branch
-        p = (len(skeleton.parts) if mode == "part" else 1) + int(full_branch)
+        p = (len(skeleton.parts) if mode in ("part", "part_length") else 1) + int(full_branch)
         nb2 = skeleton.num_bones**2
         self.l1, self.l2, self.l3 = (
             GroupedLinear(p, nb2, width),
             GroupedLinear(p, width, width),
             GroupedLinear(p, width, width),
         )
-        self.l4, self.l5 = GroupedLinear(p, width, mid), GroupedLinear(p, mid, 1)
+        if mid is None:
+            self.l4, self.l5 = GroupedLinear(p, width, 1), None
+        else:
+            self.l4, self.l5 = GroupedLinear(p, width, mid), GroupedLinear(p, mid, 1)
         self.act = nn.LeakyReLU()
 
     def features(self, pose: torch.Tensor) -> torch.Tensor:
@@ -110,6 +120,8 @@ class KCSDiscriminator(nn.Module):
             x = torch.cat([x, kcs(pose, self.skeleton).flatten(-2).unsqueeze(1)], dim=1)
         h1 = self.act(self.l1(x))
         h3 = self.l3(self.act(self.l2(h1))) + h1
+        if self.l5 is None:
+            return self.l4(self.act(h3)).squeeze(-1)
         return self.l5(self.act(self.l4(h3))).squeeze(-1)
 
 

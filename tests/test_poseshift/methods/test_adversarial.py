@@ -125,3 +125,39 @@ def test_players_train_under_bf16_mixed_precision():
     trainer.fit(model, datamodule=SyntheticDataModule(num_train=64, batch_size=32))
     assert model.steps_of("g") == 2 and all(p.dtype == torch.float32 for p in model.g.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, params(model.g), strict=True))
+
+
+def test_checkpoints_carry_the_rng_state_and_a_resume_restores_it_before_its_first_batch(tmp_path):
+    pl.seed_everything(0)
+    model = TwoPlayers()
+    dm = SyntheticDataModule(num_train=96, batch_size=32)
+    draws: list[torch.Tensor] = []
+
+    class SaveAndDraw(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == 0:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+                draws.append(torch.get_rng_state().clone())
+
+    quiet_trainer(max_epochs=1, limit_val_batches=0, callbacks=[SaveAndDraw()]).fit(model, datamodule=dm)
+    ckpt = torch.load(tmp_path / "mid.ckpt", weights_only=True)  # tensors only
+    assert torch.equal(ckpt["rng_per_rank"][0]["torch"], draws[0])
+    seen: list[torch.Tensor] = []
+    resumed = TwoPlayers()
+    torch.manual_seed(123)  # whatever the new process drew before
+    resumed.on_train_batch_start = _restore_then_record(resumed, seen)
+    quiet_trainer(max_epochs=1, limit_val_batches=0).fit(
+        resumed, datamodule=dm, ckpt_path=tmp_path / "mid.ckpt"
+    )
+    # the first resumed batch starts from the state the interrupted run had after batch 0
+    assert torch.equal(seen[0], draws[0]) and len(seen) == 2
+
+
+def _restore_then_record(model, seen):
+    original = model.on_train_batch_start
+
+    def hook(batch, batch_idx):
+        original(batch, batch_idx)
+        seen.append(torch.get_rng_state().clone())
+
+    return hook

@@ -65,3 +65,28 @@ def test_full_kcs_branch_reads_the_unperturbed_pose_and_the_parts_the_perturbed_
     torch.testing.assert_close(both[:, 5], d(pose)[:, 5])  # full branch: the original pose
     torch.testing.assert_close(both[:, :5], d(turned)[:, :5])  # part paths: the perturbed one
     assert not torch.allclose(both[:, :5], d(pose)[:, :5])
+
+
+def test_poseda_critic_paths_are_four_layer_residual_mlps():
+    d = KCSDiscriminator(width=16, mid=None)
+    assert d.l5 is None and d.l4.weight.shape == (5, 16, 1)
+    assert sum(p.numel() for p in d.parameters()) == 5 * ((256 * 16 + 16) + 2 * (16 * 16 + 16) + (16 + 1))
+    x = poses()
+    assert d(x).shape == (8, 5)
+    # the skip: with the middle layers zeroed the path still reads the input
+    with torch.no_grad():
+        d.l2.weight.zero_(), d.l2.bias.zero_(), d.l3.weight.zero_(), d.l3.bias.zero_()
+    assert d(x).std() > 0
+
+
+def test_part_length_mode_keeps_bone_lengths_in_the_parts():
+    from poseshift.augment import bone_length_scale
+
+    x = poses()
+    ratios = torch.full((8, 16), 1.3)
+    unit, lengths = kcs_features(x, "part"), kcs_features(x, "part_length")
+    assert unit.shape == lengths.shape == (8, 5, 256)
+    torch.testing.assert_close(kcs_features(bone_length_scale(x, ratios), "part"), unit, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        kcs_features(bone_length_scale(x, ratios), "part_length"), 1.69 * lengths, atol=1e-5, rtol=1e-5
+    )
