@@ -14,6 +14,7 @@ from poseshift.adversarial.feedback import (
     hard_ratio_mask,
 )
 from poseshift.adversarial.losses import (
+    angle_loss,
     clip_weights,
     gradient_penalty,
     lsgan_discriminator_loss,
@@ -30,6 +31,7 @@ __all__ = [
     "FEEDBACK_GROUPS_H36M17",
     "FEEDBACK_WEIGHTS_H36M17",
     "FakePool",
+    "angle_loss",
     "clip_weights",
     "feedback_exp_loss",
     "feedback_matrix",

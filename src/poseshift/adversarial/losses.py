@@ -5,6 +5,7 @@
 * WGAN (PoseDA, SyncAdv-wKCS): :func:`wgan_critic_loss`, :func:`wgan_generator_loss`, with
   either :func:`clip_weights` (Arjovsky et al.) or :func:`gradient_penalty` (Gulrajani et al.).
 * Bands (PoseAug's regularizer and feedback): :func:`range_loss`, :func:`rectified_l2`.
+* Pose priors for generators: :func:`angle_loss` (Deng et al.'s L_angle).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from poseshift.geometry.body import facing_sine
+from poseshift.geometry.skeleton import H36M17, Skeleton
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
 
@@ -30,6 +34,17 @@ def range_loss(
 def rectified_l2(gamma: torch.Tensor, threshold: float) -> torch.Tensor:
     """Element-wise rectified L2 ``mean[g^2 * 1{g^2 > t^2}]`` (PoseAug's code form of its eq. 10)."""
     return range_loss(gamma, 0.0, threshold)
+
+
+# -- pose priors -----------------------------------------------------------------------------------
+def angle_loss(pose: torch.Tensor, skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """Deng et al.'s ``L_angle = mean max(0, -sin(beta))`` on (B, J, 3) camera-frame poses.
+
+    Zero for bodies whose face points to their front, positive for depth-mirrored ones (the
+    inversion a depth generator can fall into); see :func:`poseshift.geometry.body.facing_sine`
+    for the sign convention in poseshift's camera frame.
+    """
+    return F.relu(-facing_sine(pose, skeleton)).mean()
 
 
 # -- LSGAN ------------------------------------------------------------------------------------------
@@ -110,6 +125,7 @@ def clip_weights(module: nn.Module, bound: float) -> None:
 
 
 __all__ = [
+    "angle_loss",
     "clip_weights",
     "gradient_penalty",
     "lsgan_discriminator_loss",

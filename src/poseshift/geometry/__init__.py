@@ -1,5 +1,6 @@
 """Pose geometry: skeleton, rotations, cameras, bones, KCS features and Procrustes alignment."""
 
+from poseshift.geometry.body import facing_sine, mean_root_distance, normalize_scale, total_bone_length
 from poseshift.geometry.bones import (
     ancestor_matrix,
     bone_directions,
@@ -13,6 +14,7 @@ from poseshift.geometry.camera import (
     H36M_CAMERAS,
     H36M_S1_EXTRINSICS,
     INTRINSICS_DIM,
+    add_pixel_noise,
     camera_to_world,
     h36m_intrinsics,
     normalize_intrinsics,
@@ -48,6 +50,8 @@ from poseshift.geometry.rotations import (
     quaternion_slerp,
     quaternion_to_matrix,
     random_rotation,
+    rotate_about_vertical,
+    vertical_rotation,
 )
 from poseshift.geometry.skeleton import (
     H36M17,
@@ -93,10 +97,13 @@ __all__ = [
     "quaternion_slerp",
     "quaternion_to_matrix",
     "random_rotation",
+    "rotate_about_vertical",
+    "vertical_rotation",
     # camera
     "H36M_CAMERAS",
     "H36M_S1_EXTRINSICS",
     "INTRINSICS_DIM",
+    "add_pixel_noise",
     "camera_to_world",
     "h36m_intrinsics",
     "normalize_intrinsics",
@@ -114,6 +121,11 @@ __all__ = [
     "compose_bones",
     "joints_to_bones",
     "set_bone_lengths",
+    # body measures
+    "facing_sine",
+    "mean_root_distance",
+    "normalize_scale",
+    "total_bone_length",
     # kcs
     "kcs",
     "kcs_weights",

@@ -5,6 +5,7 @@ from poseshift.methods.base import Evaluation, LiftingModule
 from poseshift.methods.baseline import Baseline
 from poseshift.methods.evoskeleton import EvoSkeleton
 from poseshift.methods.poseaug import PoseAug
+from poseshift.methods.syncadv import SyncAdv
 
 __all__ = [
     "AdversarialModule",
@@ -15,4 +16,5 @@ __all__ = [
     "NonFiniteLossError",
     "Player",
     "PoseAug",
+    "SyncAdv",
 ]

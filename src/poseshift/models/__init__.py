@@ -15,12 +15,13 @@ from torch import nn
 from poseshift.models.blocks import ResidualLinearBlock, ResidualMLP, kaiming_init_linear
 from poseshift.models.cascade import CascadeLifter
 from poseshift.models.discriminators import (
+    ConsistencyCritic,
     GroupedLinear,
     KCSDiscriminator,
     PoseDiscriminator2D,
     TemporalDiscriminator2D,
 )
-from poseshift.models.generators import PoseAugmentor
+from poseshift.models.generators import DepthLifter, PoseAugmentor, ReprojectionNet
 from poseshift.models.semgcn import SemGCN, SemGraphConv
 from poseshift.models.simple_baseline import SimpleBaseline
 from poseshift.models.stgcn import STGCN
@@ -47,10 +48,13 @@ def build_backbone(name: str, **kwargs: object) -> nn.Module:
 __all__ = [
     "BACKBONES",
     "CascadeLifter",
+    "ConsistencyCritic",
+    "DepthLifter",
     "GroupedLinear",
     "KCSDiscriminator",
     "PoseAugmentor",
     "PoseDiscriminator2D",
+    "ReprojectionNet",
     "TemporalDiscriminator2D",
     "ResidualLinearBlock",
     "ResidualMLP",

@@ -1,4 +1,4 @@
-"""GAN and band losses: hand-computed values, the WGAN-GP textbook case, weight clipping."""
+"""GAN and band losses: hand-computed values, the WGAN-GP textbook case, weight clipping, L_angle."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from poseshift.adversarial import (
+    angle_loss,
     clip_weights,
     feedback_ratio_loss,
     gradient_penalty,
@@ -91,3 +92,25 @@ def test_clip_weights_keeps_every_parameter_in_range():
     clip_weights(net, 0.01)
     assert all(p.abs().max() <= 0.01 for p in net.parameters())
     assert any((p.abs() == 0.01).any() for p in net.parameters())
+
+
+def test_angle_loss_is_zero_on_a_correctly_oriented_pose_and_positive_on_a_mirrored_one():
+    import math
+
+    from helpers import _REST
+
+    from poseshift.geometry import rotate_about_vertical
+
+    body = torch.tensor(_REST, dtype=torch.float32).expand(12, -1, -1)
+    body = rotate_about_vertical(body, torch.linspace(-math.pi, math.pi, 12))
+    assert angle_loss(body).item() == 0.0
+    mirrored = body * torch.tensor([1.0, 1.0, -1.0])  # the depth inversion a lifter can fall into
+    loss = angle_loss(mirrored)
+    assert loss.item() > 0.05
+    # its gradient turns the face back: moving the nose along the facing direction lowers it
+    nose = mirrored.clone().requires_grad_(True)
+    angle_loss(nose).backward()
+    assert nose.grad[:, 9].abs().sum() > 0
+    # a half-mirrored batch: the loss is the mean over samples, zero for the correct half
+    half = torch.cat([body[:6], mirrored[:6]])
+    torch.testing.assert_close(angle_loss(half), angle_loss(mirrored[:6]) / 2)
