@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton \
-	bench-data bench-speed bench-evolve
+	bench-syncadv bench-syncadv-ablations bench-syncadv-speed bench-data bench-speed bench-evolve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -43,6 +43,15 @@ bench-poseaug: install  ## baseline vs PoseAug and its ablation rows on the embe
 
 bench-evoskeleton: install  ## baseline vs EvoSkeleton (evolved data + cascade), 3 seeds
 	$(PY) benchmarks/leaderboard.py --group evoskeleton $(ARGS)
+
+bench-syncadv: install  ## baseline vs SyncAdv-wKCS (Syn, wKCS), Sep and plain KCS, 3 seeds, every test set
+	$(PY) benchmarks/leaderboard.py --group syncadv $(ARGS)
+
+bench-syncadv-ablations: install  ## SyncAdv's other rows (no KCS, small turns, paper pairs, target 2D, hidden head)
+	$(PY) benchmarks/leaderboard.py --group syncadv-ablations $(ARGS)
+
+bench-syncadv-speed: install  ## median time of a SyncAdv iteration (critic + generator) at batch 1024
+	WANDB_MODE=disabled $(PY) benchmarks/bench_syncadv_speed.py $(ARGS)
 
 bench-speed: install  ## samples/s of baseline and PoseAug vs plain PyTorch and the matmul ceiling
 	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py --threads 1 $(ARGS)

@@ -59,6 +59,8 @@ DIAGNOSTICS = (
     "poseaug/ratio_rt",
     "train/d2d_loss",
     "train/d3d_loss",
+    "train/wasserstein",
+    "train/g_angle",
 )
 
 
@@ -125,6 +127,30 @@ def _poseaug_ablation(name: str, why: str, *overrides: str) -> Entry:
     return Entry(name=name, overrides=overrides, main=False, **{**POSEAUG, "why": why})
 
 
+SYNCADV = dict(
+    config="experiments/syncadv/mocap.yaml",
+    steps=0,
+    epochs=20,
+    player="g",
+    lifter=("g",),
+    groups=("syncadv",),
+    why=(
+        "2,040 generator updates (20 epochs at batch 256, one critic step per batch): as many lifter "
+        "updates as the baseline that the adaptation methods start from; SyncAdv trains its own "
+        "lifter (the generator) from scratch with no direct 3D loss, so it starts from nothing"
+    ),
+)
+
+
+def _syncadv_row(name: str, why: str, overlay: str, group: str = "syncadv") -> Entry:
+    return Entry(
+        name=name,
+        overrides=(f"--config=experiments/syncadv/ablations/{overlay}.yaml",),
+        main=False,
+        **{**SYNCADV, "why": why, "groups": (group,)},
+    )
+
+
 ENTRIES: dict[str, Entry] = {
     e.name: e
     for e in (
@@ -133,7 +159,7 @@ ENTRIES: dict[str, Entry] = {
             config="experiments/baseline/mocap.yaml",
             steps=PRETRAIN_STEPS,
             why="the pretrained lifter every adaptation method starts from (20 epochs at batch 256)",
-            groups=("poseaug", "evoskeleton"),
+            groups=("poseaug", "evoskeleton", "syncadv", "syncadv-ablations"),
         ),
         Entry(name="poseaug", **POSEAUG),
         _poseaug_ablation(
@@ -156,6 +182,25 @@ ENTRIES: dict[str, Entry] = {
         ),
         _poseaug_ablation(
             "poseaug-strict-filter", "the strict in-frame filter", "--model.init_args.in_frame_filter=strict"
+        ),
+        Entry(name="syncadv", **SYNCADV),
+        _syncadv_row("syncadv-sep", "Table 5: Sep (generator and reprojection network trained apart)", "sep"),
+        _syncadv_row("syncadv-kcs", "Table 5: plain KCS instead of the weighted KCS", "kcs_plain"),
+        _syncadv_row("syncadv-no-kcs", "no KCS branch", "kcs_none", "syncadv-ablations"),
+        _syncadv_row(
+            "syncadv-small-rotation", "turns in U[-pi/6, pi/6]", "small_rotation", "syncadv-ablations"
+        ),
+        _syncadv_row(
+            "syncadv-paper-pairs",
+            "source only, paired real samples (the paper)",
+            "paper_pairs",
+            "syncadv-ablations",
+        ),
+        _syncadv_row(
+            "syncadv-target-2d", "the critic's real 2D from the target", "target_real_2d", "syncadv-ablations"
+        ),
+        _syncadv_row(
+            "syncadv-hidden-head", "RepNet's hidden critic head", "hidden_head", "syncadv-ablations"
         ),
         Entry(
             name="evoskeleton",
