@@ -76,7 +76,7 @@ from poseshift.models import ConsistencyCritic, DepthLifter, ReprojectionNet
 
 TRAININGS = ("syn", "sep")
 SEP_REP_LOSSES = ("reprojection", "adversarial")
-GENERATOR_INPUTS = ("source", "target", "both")
+GENERATOR_INPUTS = ("source", "target", "mixed")
 REAL_3D = ("paired", "shuffled")
 REAL_2D = ("paired", "target")
 LIPSCHITZ = ("gp", "clip")
@@ -129,7 +129,9 @@ class SyncAdv(AdversarialModule):
             its 2D for the unrotated generated pose to the input 2D, the paper's Fig. 6a) or
             ``"adversarial"`` (the generator's adversarial term, only alternating).
         generator_input: 2D the generator lifts in training: ``"source"`` (the paper), the served
-            target-domain 2D (``"target"``, needs the DataModule's ``train_target``) or ``"both"``.
+            target-domain 2D (``"target"``, needs the DataModule's ``train_target``) or ``"mixed"``
+            (the first half of the source batch and the first half of the target batch, so an
+            iteration lifts as many poses as with one domain).
         real_3d: the critic's real 3D: ``"paired"`` (the ground truth of the poses the generator
             lifts, the paper; needs ``generator_input="source"``) or ``"shuffled"`` (source poses
             in another order, unpaired).
@@ -198,7 +200,7 @@ class SyncAdv(AdversarialModule):
             )
         if w_sup > 0 and generator_input == "target":
             raise ValueError(
-                "w_sup needs source poses in the generator's input (generator_input source or both)"
+                "w_sup needs source poses in the generator's input (generator_input source or mixed)"
             )
         if n_critic < 1 or not 0 <= rotation_range <= math.pi or train_noise_px < 0:
             raise ValueError(
@@ -303,7 +305,7 @@ class SyncAdv(AdversarialModule):
     def _inputs(
         self, batch: TrainBatch
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(generator 2D, real 3D, real 2D, source 3D of the generator's source rows or None)."""
+        """(generator 2D, real 3D, real 2D, ground truth of the generator's leading source rows or None)."""
         hp = self.hparams
         source = batch["source"]
         x_src, y_src = source["pose2d"], source["pose3d"]
@@ -320,9 +322,14 @@ class SyncAdv(AdversarialModule):
                     "set the DataModule's train_target to one of its unlabeled target sets"
                 )
             x_tgt = target["pose2d"]
-        gen2d = {"source": x_src, "target": x_tgt, "both": None}[hp.generator_input]
-        if gen2d is None:
-            gen2d = torch.cat([x_src, x_tgt])
+        y_gen = y_src  # the ground truth of the generator's source rows (the supervised term)
+        if hp.generator_input == "source":
+            gen2d = x_src
+        elif hp.generator_input == "target":
+            gen2d, y_gen = x_tgt, None
+        else:  # half and half: the same number of lifted poses per iteration as one domain
+            half = (len(x_src) + 1) // 2
+            gen2d, y_gen = torch.cat([x_src[:half], x_tgt[: len(x_src) - half]]), y_src[:half]
         if hp.real_3d == "shuffled":
             perm = torch.randperm(len(y_src), device=y_src.device)
             y_real, x_real = y_src[perm], x_src[perm]
@@ -331,8 +338,7 @@ class SyncAdv(AdversarialModule):
         if hp.real_2d == "target":
             n = min(len(y_real), len(x_tgt))
             y_real, x_real = y_real[:n], x_tgt[:n]
-        supervised = y_src if hp.generator_input != "target" else None
-        return gen2d, normalize_scale(y_real)[0], normalize_scale(x_real)[0], supervised
+        return gen2d, normalize_scale(y_real)[0], normalize_scale(x_real)[0], y_gen
 
     def generator_terms(
         self, fake3d: torch.Tensor, fake2d: torch.Tensor, pose: torch.Tensor, y_src: torch.Tensor | None

@@ -192,9 +192,10 @@ def test_real_branches_come_from_the_configured_sources():
     assert torch.equal(gen2d, src["pose2d"]) and torch.equal(y_src, src["pose3d"])
     assert torch.equal(real3d, normalize_scale(src["pose3d"])[0])
     assert torch.equal(real2d, normalize_scale(src["pose2d"])[0])
-    cross = SyncAdv(**TINY, generator_input="both", real_3d="shuffled", real_2d="target")
-    gen2d, real3d, real2d, _ = cross._inputs(batch)
-    assert torch.equal(gen2d, torch.cat([src["pose2d"], tgt["pose2d"]]))
+    cross = SyncAdv(**TINY, generator_input="mixed", real_3d="shuffled", real_2d="target")
+    gen2d, real3d, real2d, y_gen = cross._inputs(batch)
+    assert torch.equal(gen2d, torch.cat([src["pose2d"][:16], tgt["pose2d"][:16]]))
+    assert torch.equal(y_gen, src["pose3d"][:16])
     assert torch.equal(real2d, normalize_scale(tgt["pose2d"])[0])
     source3d = normalize_scale(src["pose3d"])[0]
     hits = (real3d[:, None] == source3d[None]).all(-1).all(-1)
@@ -209,7 +210,7 @@ def test_real_branches_come_from_the_configured_sources():
 
 def test_target_domain_2d_trains_every_player():
     pl.seed_everything(0)
-    model = SyncAdv(**TINY, generator_input="both", real_3d="shuffled", real_2d="target")
+    model = SyncAdv(**TINY, generator_input="mixed", real_3d="shuffled", real_2d="target", w_sup=1.0)
     before = snapshot(model)
     dm = TargetData(num_train=96, batch_size=32, train_target="wild")
     trainer(max_epochs=1, limit_train_batches=2).fit(model, datamodule=dm)
