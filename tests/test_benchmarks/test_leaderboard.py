@@ -70,7 +70,7 @@ def test_syncadv_rows_are_matched_on_generator_updates(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     board = load_leaderboard()
     group = {e.name for e in board.select(board_args(board, group="syncadv"))}
-    assert group == {"baseline", "syncadv", "syncadv-sep", "syncadv-kcs"}
+    assert group == {"syncadv", "syncadv-sep", "syncadv-kcs"}
     assert [e.name for e in board.select(board_args(board)) if e.name.startswith("syncadv")] == ["syncadv"]
     argv = [
         "--quick",
@@ -85,6 +85,7 @@ def test_syncadv_rows_are_matched_on_generator_updates(tmp_path, monkeypatch):
     ]
     assert board.main(argv) == 0
     runs = json.loads((tmp_path / "runs.json").read_text())
+    assert "baseline:0" not in runs  # trained from scratch: no pretrain baseline is needed
     syn, sep = runs["syncadv:0"], runs["syncadv-sep:0"]
     assert syn["steps"] == {"g": board.QUICK_STEPS, "d": board.QUICK_STEPS}
     assert sep["steps"] == {"g": board.QUICK_STEPS, "r": board.QUICK_STEPS, "d": board.QUICK_STEPS}

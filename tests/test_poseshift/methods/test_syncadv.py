@@ -371,10 +371,13 @@ def test_ddp_spawn_two_processes_keeps_every_player_identical(tmp_path, training
         limit_train_batches=2,
         default_root_dir=tmp_path,
         limit_val_batches=1,
+        enable_checkpointing=True,  # the epoch-end checkpoints gather both processes' RNG states
     )
     tr.fit(model, datamodule=data(num_train=192))
     # ddp_spawn copies the trained weights back to this process
     assert tr.state.finished and model.generator_steps == 4
+    saved = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)
+    assert len(saved["syncadv_rng"]) == 2
 
 
 class FixedBatches:
