@@ -297,7 +297,7 @@ class SyncAdv(AdversarialModule):
         scores = self.critic(torch.cat([real3d, fake3d]), torch.cat([real2d, fake2d]))
         terms = {"wasserstein": wgan_critic_loss(scores[:n_real], scores[n_real:])}
         if self.hparams.lipschitz == "gp":
-            n = min(n_real, len(fake3d))
+            n = min(n_real, len(fake3d))  # interpolates pair real and fake rows one to one
             gp = gradient_penalty(self.critic, (real3d[:n], real2d[:n]), (fake3d[:n], fake2d[:n]))
             terms["gp"] = self.hparams.gp_weight * gp
         return terms
