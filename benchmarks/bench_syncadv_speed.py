@@ -14,8 +14,11 @@ Usage::
 
     python benchmarks/bench_syncadv_speed.py [--threads 1 2] [--steps 20] [--batch 1024]
 
-Every figure is the **median** over the timed steps (after warm-up steps), so a machine shared
-with other processes gives typical rather than best-case times; the load average is printed.
+Every figure is the **median** over the timed steps (after warm-up steps). Two clocks: wall time
+(what a run takes on this machine now, including waiting for a core when other processes compete)
+and this process's CPU time (``time.process_time``: the computing the step needs, nearly
+independent of other processes when torch uses one thread). The load average is printed; on an
+idle machine with one thread the two agree.
 """
 
 from __future__ import annotations
@@ -39,23 +42,26 @@ from data_modules.mocap import MocapDataModule  # noqa: E402
 from poseshift.methods import Baseline, SyncAdv  # noqa: E402
 from poseshift.trainers import quiet_trainer  # noqa: E402
 
-NETWORKS = {"g_width": 1024, "r_width": 1024, "d_width": 256}  # experiments/syncadv/mocap.yaml
+# experiments/syncadv/mocap.yaml: the networks, one critic step per generator update
+NETWORKS = {"g_width": 1024, "r_width": 1024, "d_width": 256, "n_critic": 1}
 
 
 class StepTimer(pl.Callback):
-    """Wall time of every training batch (forward, backward and optimizer steps of all players)."""
+    """Wall and CPU time of every training batch (forward, backward and optimizer steps of all players)."""
 
     def __init__(self) -> None:
-        self.times: list[float] = []
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._start = time.perf_counter()
+        self._start = (time.perf_counter(), time.process_time())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.times.append(time.perf_counter() - self._start)
+        self.wall.append(time.perf_counter() - self._start[0])
+        self.cpu.append(time.process_time() - self._start[1])
 
 
-def timed_fit(model: pl.LightningModule, dm: MocapDataModule, batches: int) -> list[float]:
+def timed_fit(model: pl.LightningModule, dm: MocapDataModule, batches: int) -> StepTimer:
     timer = StepTimer()
     trainer = quiet_trainer(
         max_epochs=1,
@@ -65,7 +71,7 @@ def timed_fit(model: pl.LightningModule, dm: MocapDataModule, batches: int) -> l
         callbacks=[timer],
     )
     trainer.fit(model, datamodule=dm)
-    return timer.times
+    return timer
 
 
 def step_flops(model: pl.LightningModule, dm: MocapDataModule) -> float:
@@ -91,7 +97,7 @@ def cases() -> dict[str, callable]:
         "SyncAdv iteration, Sep (critic + generator + reprojection)": lambda: SyncAdv(
             **NETWORKS, training="sep"
         ),
-        "SyncAdv critic-only step (n_critic > 1 batches)": lambda: SyncAdv(**NETWORKS, n_critic=10**9),
+        "SyncAdv critic-only step (n_critic > 1 batches)": lambda: SyncAdv(**{**NETWORKS, "n_critic": 10**9}),
         "baseline step (SimpleBaseline 2x1024, for scale)": lambda: Baseline(
             backbone_kwargs={"num_stages": 2, "dropout": 0.25}
         ),
@@ -113,22 +119,39 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         for label, build in cases().items():
             pl.seed_everything(0)
-            times = timed_fit(build(), dm, args.warmup + args.steps)[args.warmup :]
+            timer = timed_fit(build(), dm, args.warmup + args.steps)
+            times, cpu = timer.wall[args.warmup :], timer.cpu[args.warmup :]
             if label not in flops_of:  # the penalty's autograd.grad defeats the counter: NaN
                 flops_of[label] = step_flops(build(), dm) if label.startswith("baseline") else math.nan
             flops = flops_of[label]
-            median = statistics.median(times)
-            rows.append((threads, label, 1000 * median, args.batch / median, flops / median / 1e9))
-            print(f"{threads} thread(s) | {label}: median {1000 * median:.0f} ms", flush=True)
+            median, median_cpu = statistics.median(times), statistics.median(cpu)
+            rows.append(
+                (
+                    threads,
+                    label,
+                    1000 * median,
+                    1000 * median_cpu,
+                    args.batch / median,
+                    flops / median_cpu / 1e9,
+                )
+            )
+            print(
+                f"{threads} thread(s) | {label}: median {1000 * median:.0f} ms wall, "
+                f"{1000 * median_cpu:.0f} ms CPU",
+                flush=True,
+            )
     load = os.getloadavg()
     print(
         f"\nbatch {args.batch}, median of {args.steps} timed steps after {args.warmup} warm-up, "
         f"torch {torch.__version__}, {os.cpu_count()} CPU cores, load average {load[0]:.1f} / {load[1]:.1f}\n"
     )
-    print("| threads | step | median ms | samples/s | GFLOP/s |\n|---|---|---|---|---|")
-    for threads, label, ms, sps, gflops in rows:
+    print(
+        "| threads | step | median wall ms | median CPU ms | samples/s (wall) | GFLOP/s (CPU) |\n"
+        "|---|---|---|---|---|---|"
+    )
+    for threads, label, ms, cpu_ms, sps, gflops in rows:
         rate = "n/a" if gflops != gflops else f"{gflops:.1f}"  # NaN: not countable
-        print(f"| {threads} | {label} | {ms:.0f} | {sps:.0f} | {rate} |")
+        print(f"| {threads} | {label} | {ms:.0f} | {cpu_ms:.0f} | {sps:.0f} | {rate} |")
     return 0
 
 

@@ -16,11 +16,12 @@ reprojection net: rotated 3D    same style, 1 residual block (``r_width``, ``r_d
 -> 2D
 rotation about the vertical     the range is a parameter (``rotation_range``; the paper's
 axis, alpha ~ U[-pi, pi]        "small" angle is a row with pi/6)
-critic: 3D (FC + res. block),   branch width 1024 (``d_width``); the paper's single FC head is
+critic: 3D (FC + res. block),   branch width 256 (``d_width``); the paper's single FC head is
 2D (FC), wKCS (FC), concat,     additive in the branches, so it cannot judge 2D-3D agreement;
 one FC                          ``d_head_hidden`` adds RepNet's hidden layer
-WGAN, Adam 8e-5, (0, 0.9)       gradient penalty (lambda 10) or weight clipping (``lipschitz``),
-                                5 critic steps per generator update (``n_critic``; RepNet's)
+WGAN, Adam 8e-5, (0, 0.9)       gradient penalty (lambda 10) or weight clipping (``lipschitz``);
+                                one critic step per generator update, as the paper trains all three
+                                networks "during each iteration" (``n_critic``; RepNet and WGAN-GP: 5)
 L_angle, lambda = 1             nose = ``neck_nose``, neck = ``thorax`` on H36M-17; the sign is
                                 rewritten for poseshift's camera frame (:func:`facing_sine`)
 scale normalization (root,      applied to every 2D and 3D pose the networks see; the generated
@@ -112,7 +113,8 @@ class SyncAdv(AdversarialModule):
             (weight clipping); the paper says "standard WGAN" only.
         gp_weight: gradient-penalty weight (Gulrajani et al. and RepNet: 10).
         clip_value: weight-clipping bound (Arjovsky et al.: 0.01).
-        n_critic: critic steps per generator iteration (RepNet and WGAN-GP: 5; 1 = every batch).
+        n_critic: critic steps per generator iteration (1: all three networks every batch, as the
+            paper's "during each iteration"; RepNet and WGAN-GP: 5).
         lr: Adam learning rate of the generator and the reprojection network (the paper: 8e-5).
         lr_d: Adam learning rate of the critic (the paper: 8e-5).
         betas: Adam betas of all three networks (the paper: (0, 0.9)).
@@ -162,7 +164,7 @@ class SyncAdv(AdversarialModule):
         lipschitz: str = "gp",
         gp_weight: float = 10.0,
         clip_value: float = 0.01,
-        n_critic: int = 5,
+        n_critic: int = 1,
         lr: float = 8e-5,
         lr_d: float = 8e-5,
         betas: tuple[float, float] = (0.0, 0.9),
@@ -173,7 +175,7 @@ class SyncAdv(AdversarialModule):
         r_width: int = 1024,
         r_stages: int = 1,
         r_dropout: float = 0.5,
-        d_width: int = 1024,
+        d_width: int = 256,
         d_head_hidden: int = 0,
         sep_rep_loss: str = "reprojection",
         generator_input: str = "source",
