@@ -129,8 +129,7 @@ def _poseaug_ablation(name: str, why: str, *overrides: str) -> Entry:
 
 SYNCADV = dict(
     config="experiments/syncadv/mocap.yaml",
-    steps=0,
-    epochs=10,
+    steps=10 * BATCHES_PER_EPOCH,
     player="g",
     lifter=("g",),
     groups=("syncadv",),
@@ -203,6 +202,16 @@ ENTRIES: dict[str, Entry] = {
         ),
         _syncadv_row(
             "syncadv-hidden-head", "RepNet's hidden critic head", "hidden_head", "syncadv-ablations"
+        ),
+        Entry(
+            name="syncadv-long",
+            main=False,
+            **{
+                **SYNCADV,
+                "steps": 20 * BATCHES_PER_EPOCH,
+                "groups": ("syncadv-ablations",),
+                "why": "twice the budget: 2,040 generator updates (20 epochs)",
+            },
         ),
         Entry(
             name="evoskeleton",
