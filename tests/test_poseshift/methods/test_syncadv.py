@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import _REST, SyntheticDataModule, synthetic_set
+from helpers import _REST, REPO_ROOT, SyntheticDataModule, synthetic_set
 from pytorch_lightning.utilities import CombinedLoader
 from torch import nn
 
@@ -452,3 +452,51 @@ def test_resume_from_a_mid_epoch_checkpoint_equals_an_uninterrupted_run(tmp_path
     for a, b in zip(whole_trainer.optimizers, resumed_trainer.optimizers, strict=True):
         for sa, sb in zip(a.state.values(), b.state.values(), strict=True):
             assert all(torch.equal(torch.as_tensor(sa[k]), torch.as_tensor(sb[k])) for k in sa)
+
+
+# -- configs -------------------------------------------------------------------------------------
+
+CONFIGS = REPO_ROOT / "experiments" / "syncadv"
+
+
+def build(*configs: str):
+    from poseshift.cli import build_cli
+
+    args = [a for c in configs for a in ("--config", str(CONFIGS / c))]
+    return build_cli([*args, "--trainer.logger=false", "--trainer.callbacks=[]"], run=False)
+
+
+def test_every_config_and_overlay_builds_what_it_says():
+    base = {name: build(name) for name in ("mocap.yaml", "h36m_gt.yaml", "h36m_sh.yaml", "h36m_to_3dhp.yaml")}
+    for name, cli in base.items():
+        hp = cli.model.hparams
+        assert isinstance(cli.model, SyncAdv) and hp.training == "syn" and hp.kcs == "weighted", name
+        assert hp.lr == hp.lr_d == 8e-5 and tuple(hp.betas) == (0.0, 0.9) and hp.w_angle == 1.0, name
+    assert base["h36m_gt.yaml"].model.hparams.real_3d == "paired"  # the paper's supervision
+    assert base["h36m_sh.yaml"].datamodule.keypoints == "sh_ft_h36m"
+    assert base["mocap.yaml"].datamodule.train_target == "all_shift"
+    expected = {
+        "sep.yaml": {"training": "sep", "sep_rep_loss": "reprojection"},
+        "sep_adversarial.yaml": {"training": "sep", "sep_rep_loss": "adversarial"},
+        "kcs_plain.yaml": {"kcs": "plain"},
+        "kcs_none.yaml": {"kcs": "none"},
+        "small_rotation.yaml": {"rotation_range": pytest.approx(math.pi / 6)},
+        "paper_pairs.yaml": {"generator_input": "source", "real_3d": "paired"},
+        "target_real_2d.yaml": {"real_2d": "target"},
+        "hidden_head.yaml": {"d_head_hidden": 100},
+        "n_critic5.yaml": {"n_critic": 5},
+        "clip.yaml": {"lipschitz": "clip"},
+        "oracle_scale.yaml": {"oracle_scale": True},
+    }
+    assert {p.name for p in (CONFIGS / "ablations").glob("*.yaml") if not p.name.startswith("noise")} == set(
+        expected
+    )
+    for overlay, values in expected.items():
+        hp = build("mocap.yaml", f"ablations/{overlay}").model.hparams
+        assert {k: hp[k] for k in values} == values, overlay
+    for sigma in (5, 10, 15, 20):
+        both = build("h36m_gt.yaml", f"ablations/noise{sigma}.yaml").model
+        train_only = build("h36m_gt.yaml", f"ablations/noise{sigma}_test_gt.yaml").model
+        assert both.hparams.train_noise_px == train_only.hparams.train_noise_px == sigma
+        assert both.evaluation.noise_px == sigma and train_only.evaluation.noise_px == 0
+        assert both.evaluation.depth_error and both.evaluation.per_action
