@@ -120,7 +120,7 @@ def test_per_action_breakdown_is_logged_and_consistent():
     assert results["test/alpha/mpjpe_action_wise"] == pytest.approx(per.mean(), rel=1e-4)
 
 
-def test_noise_robustness_option_adds_seeded_pixel_noise_to_the_test_2d_only():
+def test_noise_robustness_option_adds_seeded_pixel_noise_to_the_test_2d_only(tmp_path):
     """Evaluation.noise_px (any method): sigma pixels on the test 2D, in each sample's screen units."""
     torch.manual_seed(0)
     seen: list[torch.Tensor] = []
@@ -142,6 +142,7 @@ def test_noise_robustness_option_adds_seeded_pixel_noise_to_the_test_2d_only():
 
     base, inputs = run(Evaluation())
     noisy, noisy_inputs = run(Evaluation(noise_px=10.0, depth_error=True))
+    assert "z error (mm)" in (tmp_path / "results.md").read_text()  # the printed table shows it
     again, again_inputs = run(Evaluation(noise_px=10.0, depth_error=True))
     # the synthetic sets use the H36M cameras (images 1000 px wide): 10 px = 0.02 screen units
     assert (noisy_inputs - inputs).std().item() == pytest.approx(0.02, rel=0.05)
