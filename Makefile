@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: help install demo test test-quick lint format clean bench bench-poseaug bench-evoskeleton bench-adaptpose \
-	bench-poseda bench-poseda-extra bench-poseda-speed bench-data bench-speed bench-evolve
+	bench-poseda bench-poseda-extra bench-poseda-speed bench-syncadv bench-syncadv-ablations bench-syncadv-speed \
+	bench-data bench-speed bench-evolve
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  \1\t/' | expand -t 18
@@ -56,6 +57,15 @@ bench-poseda-extra: install  ## PoseDA's further rows (GP, 2D critic, row-0 GPA,
 
 bench-poseda-speed: install  ## PoseDA critic / G / lifter step at batch 1024 and epoch times (medians)
 	WANDB_MODE=disabled $(PY) benchmarks/bench_poseda.py --threads 1 $(ARGS)
+
+bench-syncadv: install  ## baseline vs SyncAdv-wKCS (Syn, wKCS), Sep and plain KCS, 3 seeds, every test set
+	$(PY) benchmarks/leaderboard.py --group syncadv $(ARGS)
+
+bench-syncadv-ablations: install  ## SyncAdv's other rows (no KCS, small turns, paper pairs, target 2D, hidden head)
+	$(PY) benchmarks/leaderboard.py --group syncadv-ablations $(ARGS)
+
+bench-syncadv-speed: install  ## median time of a SyncAdv iteration (critic + generator) at batch 1024
+	WANDB_MODE=disabled $(PY) benchmarks/bench_syncadv_speed.py $(ARGS)
 
 bench-speed: install  ## samples/s per phase vs the reference (ARGS="--reference-poseaug PATH"), plain loop, matmul ceiling
 	WANDB_MODE=disabled $(PY) benchmarks/bench_speed.py $(ARGS)

@@ -70,6 +70,8 @@ DIAGNOSTICS = (
     "poseda/root_depth_mean",
     "train/wasserstein_3d",
     "aug/bone_angle_deg_mean",
+    "train/wasserstein",
+    "train/g_angle",
 )
 
 
@@ -158,6 +160,20 @@ ADAPTPOSE = dict(
         "this is what fits tens of minutes per run on 2 shared cores; the code runs ~75,000 at batch 1024"
     ),
 )
+SYNCADV = dict(
+    config="experiments/syncadv/mocap.yaml",
+    steps=10 * BATCHES_PER_EPOCH,
+    player="g",
+    lifter=("g",),
+    groups=("syncadv",),
+    why=(
+        "1,020 generator updates (10 epochs at batch 256, one critic step per batch), from scratch: "
+        "SyncAdv's lifter is its generator, trained by the adversarial loss alone, and its matched "
+        "baseline gets the same 1,020 supervised updates; an iteration costs ~1.7x a baseline step "
+        "(generator, reprojection network and critic with its gradient penalty), so 10 epochs is what "
+        "3 seeds x 3 rows fit in on a shared 2-core CPU; syncadv-long (20 epochs) shows the trend"
+    ),
+)
 
 
 def _adaptpose_ablation(
@@ -206,6 +222,15 @@ def _poseda_row(name: str, why: str, *overrides: str, gpa_only: bool = False, gr
     base = POSEDA_GPA_ONLY if gpa_only else POSEDA
     overrides = (*overrides, "--model.init_args.use_lpa=false") if gpa_only else overrides
     return Entry(name=name, overrides=overrides, main=False, **{**base, "why": why, "groups": (group,)})
+
+
+def _syncadv_row(name: str, why: str, overlay: str, group: str = "syncadv") -> Entry:
+    return Entry(
+        name=name,
+        overrides=(f"--config=experiments/syncadv/ablations/{overlay}.yaml",),
+        main=False,
+        **{**SYNCADV, "why": why, "groups": (group,)},
+    )
 
 
 ENTRIES: dict[str, Entry] = {
@@ -343,6 +368,35 @@ ENTRIES: dict[str, Entry] = {
             group="adaptpose-more",
             baseline="baseline-vpose1",
             config="experiments/adaptpose/mocap_1frame.yaml",
+        ),
+        Entry(name="syncadv", **SYNCADV),
+        _syncadv_row("syncadv-sep", "Table 5: Sep (generator and reprojection network trained apart)", "sep"),
+        _syncadv_row("syncadv-kcs", "Table 5: plain KCS instead of the weighted KCS", "kcs_plain"),
+        _syncadv_row("syncadv-no-kcs", "no KCS branch", "kcs_none", "syncadv-ablations"),
+        _syncadv_row(
+            "syncadv-small-rotation", "turns in U[-pi/6, pi/6]", "small_rotation", "syncadv-ablations"
+        ),
+        _syncadv_row(
+            "syncadv-paper-pairs",
+            "source only, paired real samples (the paper)",
+            "paper_pairs",
+            "syncadv-ablations",
+        ),
+        _syncadv_row(
+            "syncadv-target-2d", "the critic's real 2D from the target", "target_real_2d", "syncadv-ablations"
+        ),
+        _syncadv_row(
+            "syncadv-hidden-head", "RepNet's hidden critic head", "hidden_head", "syncadv-ablations"
+        ),
+        Entry(
+            name="syncadv-long",
+            main=False,
+            **{
+                **SYNCADV,
+                "steps": 20 * BATCHES_PER_EPOCH,
+                "groups": ("syncadv-ablations",),
+                "why": "twice the budget: 2,040 generator updates (20 epochs)",
+            },
         ),
         Entry(
             name="evoskeleton",
@@ -512,11 +566,14 @@ def is_baseline(entry: Entry) -> bool:
 
 
 def plan(entries: list[Entry], seeds: list[int], out: Path) -> list[Run]:
-    """Runs in dependency order: per seed the baselines the rows need (the pretrained lifters), each
-    row, and the row's matched baseline."""
+    """Runs in dependency order: per seed the baselines the rows need (the pretrained lifters, and
+    a baseline row itself), each row, and the row's matched baseline. Rows trained from scratch
+    (e.g. SyncAdv's) need only their matched baselines."""
     runs: list[Run] = []
     pretrain: dict[str, Run] = {}
-    needed = {e.name for e in entries if is_baseline(e)} | {e.baseline for e in entries if not is_baseline(e)}
+    needed = {e.name for e in entries if is_baseline(e)} | {
+        e.baseline for e in entries if not is_baseline(e) and e.pretrained
+    }
     for seed in seeds:
         for name in sorted(needed):
             pre = Run(name, ENTRIES[name], seed, out / name / f"seed{seed}")
@@ -526,16 +583,16 @@ def plan(entries: list[Entry], seeds: list[int], out: Path) -> list[Run]:
         for entry in entries:
             if is_baseline(entry) or (entry.max_seeds is not None and seed not in seeds[: entry.max_seeds]):
                 continue
-            pre, base = pretrain[f"{entry.baseline}:{seed}"], ENTRIES[entry.baseline]
+            pre, base = pretrain.get(f"{entry.baseline}:{seed}"), ENTRIES[entry.baseline]
             run = Run(entry.name, entry, seed, out / entry.name / f"seed{seed}")
-            if entry.pretrained:
+            if entry.pretrained and pre is not None:
                 run.pretrained, run.depends = pre.save, [pre.id]
             matched = Run(
                 f"baseline, {entry.name}'s lifter steps",
                 base,
                 seed,
                 out / f"baseline-matched-{entry.name}" / f"seed{seed}",
-                depends=[pre.id, run.id],
+                depends=([pre.id] if pre is not None else []) + [run.id],
                 matched=run.id,
             )
             runs += [run, matched]

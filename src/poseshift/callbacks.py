@@ -35,12 +35,19 @@ def collect_results(metrics: dict[str, Any], stage: str = "test") -> dict[str, d
     return table
 
 
+# columns shown only when some test set reports them (``Evaluation.depth_error``)
+OPTIONAL_COLUMNS = (("z_error", "z error (mm)"),)
+
+
 def format_results(table: dict[str, dict[str, float]]) -> str:
     """Plain-text (Markdown) table of test results, one row per test set."""
-    header = "| test set | " + " | ".join(title for _, title in METRIC_COLUMNS) + " |"
-    lines = [header, "|---" * (len(METRIC_COLUMNS) + 1) + "|"]
+    columns = METRIC_COLUMNS + tuple(
+        c for c in OPTIONAL_COLUMNS if any(c[0] in row for row in table.values())
+    )
+    header = "| test set | " + " | ".join(title for _, title in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
     for name, row in table.items():
-        cells = [f"{row[k]:.1f}" if k in row else "-" for k, _ in METRIC_COLUMNS]
+        cells = [f"{row[k]:.1f}" if k in row else "-" for k, _ in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

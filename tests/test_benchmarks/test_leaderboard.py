@@ -87,7 +87,7 @@ def test_poseda_rows_share_one_lifter_budget_and_warm_up_in_iterations():
     board = load_leaderboard()
     names = {e.name for e in board.select(board_args(board, group="poseda"))}
     assert names == {"baseline", "poseda", "poseda-gpa-only", "poseda-lpa-only"}
-    args = argparse.Namespace(quick=False, accelerator="cpu", threads=1)
+    args = argparse.Namespace(quick=False, accelerator="cpu", threads=1, precision="32-true")
     specs = {}
     for name in ("poseda", "poseda-gpa-only", "poseda-lpa-only"):
         entry = board.ENTRIES[name]
@@ -103,3 +103,39 @@ def test_poseda_rows_share_one_lifter_budget_and_warm_up_in_iterations():
     assert "--model.init_args.use_gpa=false" in specs["poseda-lpa-only"]["args"]
     assert all(board.ENTRIES[n].main is False for n in ("poseda-gpa-only", "poseda-lpa-only"))
     assert board.ENTRIES["poseda"].main
+
+
+def test_syncadv_rows_are_matched_on_generator_updates(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    board = load_leaderboard()
+    group = {e.name for e in board.select(board_args(board, group="syncadv"))}
+    assert group == {"syncadv", "syncadv-sep", "syncadv-kcs"}
+    assert [e.name for e in board.select(board_args(board)) if e.name.startswith("syncadv")] == ["syncadv"]
+    argv = [
+        "--quick",
+        "--inline",
+        "--entries",
+        "syncadv",
+        "syncadv-sep",
+        "--out",
+        str(tmp_path),
+        "--threads",
+        "1",
+    ]
+    assert board.main(argv) == 0
+    runs = json.loads((tmp_path / "runs.json").read_text())
+    assert "baseline:0" not in runs  # trained from scratch: no pretrain baseline is needed
+    syn, sep = runs["syncadv:0"], runs["syncadv-sep:0"]
+    assert syn["steps"] == {"g": board.QUICK_STEPS, "d": board.QUICK_STEPS}
+    assert sep["steps"] == {"g": board.QUICK_STEPS, "r": board.QUICK_STEPS, "d": board.QUICK_STEPS}
+    # trained from scratch: the matched baseline gets exactly the generator's updates
+    matched = next(v for k, v in runs.items() if k.startswith("baseline, syncadv's"))
+    assert matched["steps"]["p"] == syn["steps"]["g"]
+    rows = list(csv.DictReader((tmp_path / "leaderboard.csv").open()))
+    assert {r["test set"] for r in rows if r["row"] == "syncadv"} == {
+        "source_test",
+        "new_motion",
+        "new_view",
+        "moving_camera",
+        "all_shift",
+    }

@@ -265,6 +265,21 @@ def test_pose_metrics_keys_and_forward():
     assert "mpjpe_action_wise" in per.compute()
 
 
+def test_depth_error_reads_only_z_in_mm():
+    from poseshift.metrics import DepthError
+
+    target = torch.zeros(2, 3, 3)
+    pred = target.clone()
+    pred[0, 1] = torch.tensor([0.3, 0.4, 0.012])  # 12 mm too deep (and far off in x, y)
+    pred[1, 2, 2] = -0.006  # 6 mm too close
+    metric = DepthError()
+    metric.update(pred, target)
+    assert metric.compute().item() == pytest.approx((12 / 3 + 6 / 3) / 2)
+    out = pose_metrics(depth_error=True)(pred, target)
+    assert set(out) == {"mpjpe", "pa_mpjpe", "pck", "auc", "z_error"}
+    torch.testing.assert_close(out["z_error"], metric.compute())
+
+
 # --------------------------------------------------------------------------------------- bad inputs
 
 

@@ -17,6 +17,7 @@ from poseshift.adversarial.feedback import (
     scale_normalized_error,
 )
 from poseshift.adversarial.losses import (
+    angle_loss,
     bone_change_regularizer,
     clip_weights,
     gradient_penalty,
@@ -35,6 +36,7 @@ __all__ = [
     "FEEDBACK_WEIGHTS_H36M17",
     "FakePool",
     "bone_change_regularizer",
+    "angle_loss",
     "clip_weights",
     "feedback_exp_loss",
     "feedback_inband_loss",

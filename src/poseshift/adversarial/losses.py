@@ -6,6 +6,7 @@
   either :func:`clip_weights` (Arjovsky et al.) or :func:`gradient_penalty` (Gulrajani et al.).
 * Bands (PoseAug's regularizer and feedback): :func:`range_loss`, :func:`rectified_l2`, and
   the BA/BL regularizer built from them, :func:`bone_change_regularizer`.
+* Pose priors for generators: :func:`angle_loss` (Deng et al.'s L_angle).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from poseshift.geometry.body import facing_sine
+from poseshift.geometry.skeleton import H36M17, Skeleton
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
 
@@ -58,6 +62,17 @@ def bone_change_regularizer(
     if blr is not None:
         loss = loss + rectified_l2(blr, blr_threshold)
     return loss
+
+
+# -- pose priors -----------------------------------------------------------------------------------
+def angle_loss(pose: torch.Tensor, skeleton: Skeleton = H36M17) -> torch.Tensor:
+    """Deng et al.'s ``L_angle = mean max(0, -sin(beta))`` on (B, J, 3) camera-frame poses.
+
+    Zero for bodies whose face points to their front, positive for depth-mirrored ones (the
+    inversion a depth generator can fall into); see :func:`poseshift.geometry.body.facing_sine`
+    for the sign convention in poseshift's camera frame.
+    """
+    return F.relu(-facing_sine(pose, skeleton)).mean()
 
 
 # -- LSGAN ------------------------------------------------------------------------------------------
@@ -147,6 +162,7 @@ def clip_weights(module: nn.Module, bound: float) -> None:
 
 __all__ = [
     "bone_change_regularizer",
+    "angle_loss",
     "clip_weights",
     "gradient_penalty",
     "lsgan_discriminator_loss",

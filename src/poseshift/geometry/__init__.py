@@ -1,5 +1,6 @@
 """Pose geometry: skeleton, rotations, cameras, bones, KCS features and Procrustes alignment."""
 
+from poseshift.geometry.body import facing_sine, mean_root_distance, normalize_scale, total_bone_length
 from poseshift.geometry.bones import (
     ancestor_matrix,
     bone_directions,
@@ -13,6 +14,7 @@ from poseshift.geometry.camera import (
     H36M_CAMERAS,
     H36M_S1_EXTRINSICS,
     INTRINSICS_DIM,
+    add_pixel_noise,
     camera_to_world,
     frobenius_normalize,
     h36m_intrinsics,
@@ -51,6 +53,8 @@ from poseshift.geometry.rotations import (
     random_rotation,
     random_unit_vectors,
     rotate_about_axis,
+    rotate_about_vertical,
+    vertical_rotation,
 )
 from poseshift.geometry.skeleton import (
     H36M17,
@@ -98,10 +102,13 @@ __all__ = [
     "random_rotation",
     "random_unit_vectors",
     "rotate_about_axis",
+    "rotate_about_vertical",
+    "vertical_rotation",
     # camera
     "H36M_CAMERAS",
     "H36M_S1_EXTRINSICS",
     "INTRINSICS_DIM",
+    "add_pixel_noise",
     "camera_to_world",
     "frobenius_normalize",
     "h36m_intrinsics",
@@ -120,6 +127,11 @@ __all__ = [
     "compose_bones",
     "joints_to_bones",
     "set_bone_lengths",
+    # body measures
+    "facing_sine",
+    "mean_root_distance",
+    "normalize_scale",
+    "total_bone_length",
     # kcs
     "kcs",
     "kcs_weights",

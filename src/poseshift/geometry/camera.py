@@ -87,6 +87,25 @@ def unnormalize_screen(
     return torch.stack([(xy[..., 0] + 1) * w / 2, (xy[..., 1] + h / w) * w / 2], dim=-1)
 
 
+def add_pixel_noise(
+    pose2d: torch.Tensor,
+    image_width: torch.Tensor,
+    sigma_px: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Screen-normalized 2D (B, ..., 2) plus Gaussian noise of ``sigma_px`` pixels per coordinate.
+
+    Screen normalization divides both axes by the image width w (``u_n = 2u/w - 1``), so one
+    pixel is ``2/w`` normalized units: the noise of sample b has standard deviation
+    ``2 sigma_px / w_b``, with ``image_width`` (B,) the samples' widths in pixels. Draws come
+    from ``generator`` (on the poses' device) when given.
+    """
+    shape = (pose2d.shape[0],) + (1,) * (pose2d.dim() - 1)
+    std = (2.0 * sigma_px / image_width.to(pose2d.dtype)).reshape(shape)
+    noise = torch.randn(pose2d.shape, generator=generator, device=pose2d.device, dtype=pose2d.dtype)
+    return pose2d + noise * std
+
+
 def normalize_intrinsics(
     intrinsics: torch.Tensor, width: torch.Tensor | float, height: torch.Tensor | float
 ) -> torch.Tensor:

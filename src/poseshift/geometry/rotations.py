@@ -183,6 +183,24 @@ def _axis_rotation(axis: str, angle: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, -1).reshape(*angle.shape, 3, 3)
 
 
+def vertical_rotation(angle: torch.Tensor) -> torch.Tensor:
+    """Rotations (..., 3, 3) by ``angle`` (radians, any shape) about the camera's vertical axis (y).
+
+    poseshift's camera frame has x right, y down, z forward, so this is a turn of the subject
+    in place (a yaw) when the camera is level; heights (y) are unchanged.
+    """
+    return _axis_rotation("y", angle)
+
+
+def rotate_about_vertical(pose: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Turn (B, J, 3) poses about the vertical axis through their root (joint 0) by ``angle`` (B,).
+
+    Bone lengths and every joint's height (y) are kept; the root stays where it is.
+    """
+    root = pose[..., :1, :]
+    return (pose - root) @ vertical_rotation(angle).mT + root
+
+
 def euler_to_matrix(angles: torch.Tensor, convention: str = "xyz") -> torch.Tensor:
     """Euler angles (..., 3) in radians to matrices, R = R_a(angles[0]) R_b(angles[1]) R_c(angles[2]).
 

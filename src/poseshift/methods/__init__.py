@@ -8,6 +8,7 @@ from poseshift.methods.baseline import Baseline
 from poseshift.methods.evoskeleton import EvoSkeleton
 from poseshift.methods.poseaug import PoseAug
 from poseshift.methods.poseda import PoseDA
+from poseshift.methods.syncadv import SyncAdv
 
 __all__ = [
     "AdaptPose",
@@ -21,4 +22,5 @@ __all__ = [
     "Player",
     "PoseAug",
     "PoseDA",
+    "SyncAdv",
 ]

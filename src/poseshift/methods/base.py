@@ -23,6 +23,7 @@ from pytorch_lightning.callbacks import Callback
 from torch import nn
 
 from poseshift.batches import PoseBatch, PoseDataSource, TestSetInfo
+from poseshift.geometry.camera import add_pixel_noise
 from poseshift.geometry.skeleton import H36M17, Skeleton
 from poseshift.metrics import pose_metrics
 from poseshift.models import build_backbone
@@ -57,6 +58,14 @@ class Evaluation:
             many metres (its code: 0.52, an anthropometric average). It uses a prior on the body
             size and its result depends on the evaluation batch size (the code's is 1024), so
             report it as a separate protocol.
+        noise_px: robustness to detector noise: add Gaussian noise of this many pixels (standard
+            deviation per coordinate) to the test 2D before lifting, converted to screen units
+            with each sample's image width (Deng et al.'s Table 3 uses 5, 10, 15, 20); 0 = none.
+            Test sets only (validation and checkpoint selection stay clean).
+        noise_seed: seed of the test noise (each process draws from its own generator seeded
+            with ``noise_seed + rank``, so noisy numbers are one fixed draw per process count).
+        depth_error: also report ``z_error``, the mean per-joint depth error in mm (the paper's
+            "only z" rows).
     """
 
     pck_joints: str = "all"
@@ -65,6 +74,13 @@ class Evaluation:
     per_action: bool = False
     time_flip_test: bool = False
     rescale_hip_thorax: float | None = None
+    noise_px: float = 0.0
+    noise_seed: int = 0
+    depth_error: bool = False
+
+    def __post_init__(self) -> None:
+        if self.noise_px < 0:
+            raise ValueError(f"noise_px must be >= 0, got {self.noise_px}")
 
 
 # the default of every method's ``evaluation`` argument (frozen, so one shared instance is safe)
@@ -103,6 +119,7 @@ class LiftingModule(pl.LightningModule):
         self.test_metrics = nn.ModuleDict()
         self.register_buffer("_flip_perm", torch.tensor(self.skeleton.flip_permutation), persistent=False)
         self._rng_to_restore: dict[str, Any] | None = None
+        self._noise_generator: torch.Generator | None = None
 
     # -- lifting --------------------------------------------------------------------------------
     def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
@@ -206,10 +223,21 @@ class LiftingModule(pl.LightningModule):
                 joints=info.eval_joints if info.eval_joints is not None else self.evaluation.pck_joints,
                 per_action=per_action,
                 num_actions=max(1, len(info.action_names)) if per_action else None,
+                depth_error=self.evaluation.depth_error,
             )
 
+    def predict_for_metrics(
+        self, batch: PoseBatch, pose2d: torch.Tensor, flip_test: bool | None = None
+    ) -> torch.Tensor:
+        """The prediction a validation or test batch is scored on: ``lift_for_eval(pose2d, flip_test)``.
+
+        A method whose evaluation protocol uses more of the batch (e.g. a ground-truth scale)
+        overrides this.
+        """
+        return self.lift_for_eval(pose2d, flip_test)
+
     def validation_step(self, batch: PoseBatch, batch_idx: int) -> None:
-        self.val_metrics.update(self.lift_for_eval(batch["pose2d"]), batch["pose3d"])
+        self.val_metrics.update(self.predict_for_metrics(batch, batch["pose2d"]), batch["pose3d"])
 
     def on_validation_epoch_end(self) -> None:
         # compute() syncs the summed states across processes, so no sync_dist here
@@ -218,11 +246,33 @@ class LiftingModule(pl.LightningModule):
         self.log_dict({f"{prefix}/{k}": v for k, v in values.items()}, prog_bar=True)
         self.val_metrics.reset()
 
+    def on_test_epoch_start(self) -> None:
+        if self.evaluation.noise_px > 0:
+            # one generator per process on the model's device: the draws stay on the device
+            seed = self.evaluation.noise_seed + self.global_rank
+            self._noise_generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def test_input(self, batch: PoseBatch) -> torch.Tensor:
+        """The 2D a test batch is lifted from: ``pose2d``, plus pixel noise with ``evaluation.noise_px``."""
+        pose2d = batch["pose2d"]
+        if self.evaluation.noise_px <= 0:
+            return pose2d
+        if "image_size" not in batch:
+            raise ValueError(
+                "evaluation.noise_px needs each test sample's image size (batch['image_size']) "
+                "to convert pixels to screen units; this test set does not provide it"
+            )
+        return add_pixel_noise(
+            pose2d, batch["image_size"][:, 0], self.evaluation.noise_px, self._noise_generator
+        )
+
     def test_step(self, batch: PoseBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
         name = self.test_set_names[dataloader_idx]
         flip = getattr(self, "_test_flip", {}).get(name)
         self.test_metrics[_metric_key(name)].update(
-            self.lift_for_eval(batch["pose2d"], flip), batch["pose3d"], action=batch.get("action")
+            self.predict_for_metrics(batch, self.test_input(batch), flip),
+            batch["pose3d"],
+            action=batch.get("action"),
         )
 
     def on_test_epoch_end(self) -> None:

@@ -28,7 +28,7 @@ from poseshift.metrics.functional import (
     select_joints,
 )
 
-__all__ = ["AUC", "JOINT_SETS", "MPJPE", "PAMPJPE", "PCK", "pose_metrics", "resolve_joints"]
+__all__ = ["AUC", "JOINT_SETS", "MPJPE", "PAMPJPE", "PCK", "DepthError", "pose_metrics", "resolve_joints"]
 
 # Named joint subsets (H36M-17 indices), defined once in the geometry package: "all", "all16"
 # and "official14" (the MPI-INF-3DHP PCK/AUC protocol).
@@ -177,6 +177,17 @@ class PAMPJPE(MPJPE):
         return super()._joint_errors(procrustes_align(pred, target), target)
 
 
+class DepthError(MPJPE):
+    """Mean per-joint depth (z) error in mm, root-relative: ``mean |z_pred - z_gt|``.
+
+    The depth part of the error alone (Deng et al.'s "only z" rows of their noise table):
+    how well depth is recovered, apart from the x/y that the input 2D already fixes.
+    """
+
+    def _joint_errors(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (pred[..., 2] - target[..., 2]).abs() * MM_PER_M
+
+
 class PCK(_PoseMetric):
     """Percentage of (sample, joint) pairs whose error is strictly below ``threshold`` mm."""
 
@@ -227,8 +238,11 @@ def pose_metrics(
     per_action: bool = False,
     num_actions: int | None = None,
     pck_threshold: float = 150.0,
+    depth_error: bool = False,
 ) -> MetricCollection:
-    """The four standard metrics under keys "mpjpe", "pa_mpjpe", "pck", "auc".
+    """The four standard metrics under keys "mpjpe", "pa_mpjpe", "pck", "auc" (and "z_error").
+
+    ``depth_error`` adds :class:`DepthError` under "z_error".
 
     ``compute_groups`` is off: MPJPE-like metrics share state names, and torchmetrics would
     merge any two whose first-batch states happen to coincide (e.g. MPJPE and PA-MPJPE on a
@@ -240,12 +254,12 @@ def pose_metrics(
         "per_action": per_action,
         "num_actions": num_actions,
     }
-    return MetricCollection(
-        {
-            "mpjpe": MPJPE(**common),
-            "pa_mpjpe": PAMPJPE(**common),
-            "pck": PCK(threshold=pck_threshold, **common),
-            "auc": AUC(**common),
-        },
-        compute_groups=False,
-    )
+    metrics: dict[str, Metric] = {
+        "mpjpe": MPJPE(**common),
+        "pa_mpjpe": PAMPJPE(**common),
+        "pck": PCK(threshold=pck_threshold, **common),
+        "auc": AUC(**common),
+    }
+    if depth_error:
+        metrics["z_error"] = DepthError(**common)
+    return MetricCollection(metrics, compute_groups=False)

@@ -15,12 +15,20 @@ from torch import nn
 from poseshift.models.blocks import ResidualLinearBlock, ResidualMLP, kaiming_init_linear
 from poseshift.models.cascade import CascadeLifter
 from poseshift.models.discriminators import (
+    ConsistencyCritic,
     GroupedLinear,
     KCSDiscriminator,
     PoseDiscriminator2D,
     TemporalDiscriminator2D,
 )
-from poseshift.models.generators import CameraGenerator, LocalPoseAugmentor, MotionGenerator, PoseAugmentor
+from poseshift.models.generators import (
+    CameraGenerator,
+    DepthLifter,
+    LocalPoseAugmentor,
+    MotionGenerator,
+    PoseAugmentor,
+    ReprojectionNet,
+)
 from poseshift.models.semgcn import SemGCN, SemGraphConv
 from poseshift.models.simple_baseline import SimpleBaseline
 from poseshift.models.stgcn import STGCN
@@ -48,12 +56,15 @@ __all__ = [
     "BACKBONES",
     "CameraGenerator",
     "CascadeLifter",
+    "ConsistencyCritic",
+    "DepthLifter",
     "GroupedLinear",
     "KCSDiscriminator",
     "MotionGenerator",
     "LocalPoseAugmentor",
     "PoseAugmentor",
     "PoseDiscriminator2D",
+    "ReprojectionNet",
     "TemporalDiscriminator2D",
     "ResidualLinearBlock",
     "ResidualMLP",

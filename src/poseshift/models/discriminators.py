@@ -7,6 +7,8 @@
 * :class:`PoseDiscriminator2D` (D2d): PoseAug's 2D MLP, optionally with AdaptPose's 2D-KCS
   branch (the paper's domain discriminator).
 * :class:`TemporalDiscriminator2D`: a D on the frame-to-frame motion of 2D windows.
+* :class:`ConsistencyCritic`: Deng et al.'s three-branch critic on a (3D pose, 2D pose) pair,
+  with a weighted-KCS, plain-KCS or no KCS branch.
 
 None has BatchNorm, so real and fake samples may share one forward pass.
 """
@@ -18,11 +20,12 @@ import math
 import torch
 from torch import nn
 
-from poseshift.geometry.kcs import kcs, part_kcs, weighted_kcs
+from poseshift.geometry.kcs import kcs, kcs_weights, part_kcs, weighted_kcs
 from poseshift.geometry.skeleton import H36M17, Skeleton
-from poseshift.models.blocks import kaiming_init_linear
+from poseshift.models.blocks import ResidualLinearBlock, kaiming_init_linear
 
 KCS_MODES = ("part", "part_length", "full", "weighted")
+CRITIC_KCS = ("weighted", "plain", "none")
 
 
 class GroupedLinear(nn.Module):
@@ -218,8 +221,77 @@ class TemporalDiscriminator2D(nn.Module):
         return self.net(motion.flatten(1))
 
 
+class ConsistencyCritic(nn.Module):
+    """Deng et al.'s critic D*(Y, X, KCS(Y)) on a 3D pose Y (B, J, 3) and a 2D pose X (B, J, 2).
+
+    Three branches of the same width ``w``, concatenated, then the head (paper Fig. 4):
+
+    * 3D: ``L(3J->w), LReLU`` then a residual block ``x + [L, LReLU, L, LReLU](x)``;
+    * 2D: ``L(2J->w), LReLU``;
+    * KCS: ``L(nb*nb->w), LReLU`` on the weighted KCS of Y (``kcs="weighted"``), its plain KCS
+      (``"plain"``, Wandt's) or absent (``"none"``); the KCS is computed inside from Y, so a
+      gradient penalty on interpolated (Y, X) sees the KCS of the interpolate;
+    * head: one ``L(k*w -> 1)`` (paper). A single linear layer on concatenated features makes
+      the score a sum of a 3D, a 2D and a KCS term, which cannot judge whether X and Y agree;
+      ``head_hidden > 0`` inserts ``L(k*w->h), LReLU`` before it (RepNet's head) so it can.
+
+    No BatchNorm or dropout (the WGAN-GP penalty is per sample); output (B, 1).
+
+    Args:
+        skeleton: joint layout (bones for the KCS).
+        kcs: ``"weighted"``, ``"plain"`` or ``"none"`` (the paper's KCS vs wKCS ablation).
+        width: the width w of every branch (the paper: equal widths, value not given).
+        head_hidden: hidden units of the head; 0 = the paper's single FC layer.
+    """
+
+    def __init__(
+        self, skeleton: Skeleton = H36M17, kcs: str = "weighted", width: int = 1024, head_hidden: int = 0
+    ) -> None:
+        super().__init__()
+        if kcs not in CRITIC_KCS:
+            raise ValueError(f"kcs must be one of {CRITIC_KCS}, got {kcs!r}")
+        if width < 1 or head_hidden < 0:
+            raise ValueError(f"width must be >= 1 and head_hidden >= 0, got {width} and {head_hidden}")
+        self.skeleton, self.kcs_mode = skeleton, kcs
+        nj, nb = skeleton.num_joints, skeleton.num_bones
+        self.branch3d = nn.Sequential(
+            nn.Linear(3 * nj, width),
+            nn.LeakyReLU(),
+            ResidualLinearBlock(width, dropout=0.0, activation=nn.LeakyReLU, batch_norm=False),
+        )
+        self.branch2d = nn.Sequential(nn.Linear(2 * nj, width), nn.LeakyReLU())
+        self.branch_kcs = nn.Sequential(nn.Linear(nb * nb, width), nn.LeakyReLU()) if kcs != "none" else None
+        joined = width * (3 if self.branch_kcs is not None else 2)
+        if head_hidden:
+            self.head = nn.Sequential(
+                nn.Linear(joined, head_hidden), nn.LeakyReLU(), nn.Linear(head_hidden, 1)
+            )
+        else:
+            self.head = nn.Sequential(nn.Linear(joined, 1))
+        kaiming_init_linear(self)
+        # buffers, so a step on an accelerator builds nothing on the host
+        self.register_buffer("incidence", skeleton.incidence(), persistent=False)
+        weights = kcs_weights(skeleton) if kcs == "weighted" else torch.ones(nb, nb)
+        self.register_buffer("kcs_weights", weights, persistent=False)
+
+    def kcs_features(self, pose3d: torch.Tensor) -> torch.Tensor:
+        """(B, J, 3) -> (B, nb*nb): the flattened (weighted) KCS the KCS branch reads."""
+        bones = self.incidence.mT.to(pose3d.dtype) @ pose3d  # (B, nb, 3) child minus parent
+        gram = bones @ bones.mT
+        return (gram * self.kcs_weights.to(pose3d.dtype)).flatten(1)
+
+    def forward(self, pose3d: torch.Tensor, pose2d: torch.Tensor) -> torch.Tensor:
+        b = pose3d.shape[0]
+        feats = [self.branch3d(pose3d.reshape(b, -1)), self.branch2d(pose2d.reshape(b, -1))]
+        if self.branch_kcs is not None:
+            feats.append(self.branch_kcs(self.kcs_features(pose3d)))
+        return self.head(torch.cat(feats, dim=-1))
+
+
 __all__ = [
+    "CRITIC_KCS",
     "KCS_MODES",
+    "ConsistencyCritic",
     "GroupedLinear",
     "KCSDiscriminator",
     "PoseDiscriminator2D",

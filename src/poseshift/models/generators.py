@@ -5,7 +5,9 @@
 * :class:`LocalPoseAugmentor` is PoseDA's LPA generator (BA -> BL -> R, each a residual MLP
   on the condition pose, the previous sub-net's output and noise; no translation);
 * :class:`MotionGenerator` is AdaptPose's G on 3D windows (BG1/BG2/BG3 bone motion, BL shared
-  over the frames, and :class:`CameraGenerator`, a deterministic or sampled camera).
+  over the frames, and :class:`CameraGenerator`, a deterministic or sampled camera);
+* :class:`DepthLifter` is Deng et al.'s generator (2D -> one depth per joint) wrapped as a
+  lifter, and :class:`ReprojectionNet` their reprojection network (rotated 3D -> 2D).
 
 PoseAug's and PoseDA's generators share :class:`AugmentorHeads` (BA, BL and rotation from raw
 head outputs with PoseAug's squashing); the pieces every generator uses (:func:`noise_mlp`,
@@ -33,6 +35,7 @@ from poseshift.augment import (
     rigid_transform,
     rigid_transform_matrix,
 )
+from poseshift.geometry.body import mean_root_distance, normalize_scale, total_bone_length
 from poseshift.geometry.bones import bone_lengths
 from poseshift.geometry.rotations import (
     axis_angle_to_matrix,
@@ -41,7 +44,9 @@ from poseshift.geometry.rotations import (
     quaternion_to_matrix,
 )
 from poseshift.geometry.skeleton import H36M17, Skeleton
-from poseshift.models.blocks import ResidualMLP, kaiming_init_linear
+from poseshift.models.blocks import ResidualMLP, check_pose2d, kaiming_init_linear
+
+SCALE_RESTORES = ("bone_length", "root_distance")
 
 
 def noise_mlp(in_features: int, out_features: int | None, width: int, num_stages: int) -> ResidualMLP:
@@ -575,6 +580,148 @@ class MotionGenerator(nn.Module):
         }
 
 
+def martinez_mlp(
+    in_features: int, out_features: int, width: int, num_stages: int, dropout: float
+) -> ResidualMLP:
+    """Deng et al.'s generator / reprojection trunk: Martinez's residual MLP with BN, LeakyReLU, dropout.
+
+    ``Linear(in->width)+BN+LReLU+Drop``, ``num_stages`` residual blocks of two such layers, then
+    ``Linear(width->out)``; every Linear weight ``kaiming_normal_`` as in Martinez/PoseAug.
+    """
+    mlp = ResidualMLP(
+        in_features,
+        out_features,
+        width=width,
+        num_stages=num_stages,
+        dropout=dropout,
+        activation=nn.LeakyReLU,
+    )
+    kaiming_init_linear(mlp)
+    return mlp
+
+
+class DepthLifter(nn.Module):
+    """Deng et al.'s generator as a lifter: 2D -> one depth per joint, 3D pose = (x, y, z).
+
+    The generator works on scale-free poses (the paper's preprocessing): the 2D input is
+    root-centred and divided by its mean joint-to-root distance, the network predicts a depth
+    z for each of the J joints, and the generated pose is ``(x_n, y_n, z - z_root)``, which
+    keeps the normalized input 2D exactly in x and y (:meth:`generate`).
+
+    :meth:`forward` is what poseshift evaluates: screen-normalized 2D (B, J, 2) -> root-relative
+    3D (B, J, 3) in metres. The paper does not say how its scale-free output becomes
+    millimetres; here the generated pose is scaled so that
+
+    * ``"bone_length"`` (default): its total bone length equals :attr:`metric_bone_length`,
+      the mean total bone length of the source training poses. The sum of bone lengths does
+      not change when a body bends, so a correctly shaped pose of an average-sized body comes
+      out in exact metres;
+    * ``"root_distance"``: its mean joint-to-root distance equals :attr:`metric_root_distance`,
+      the source mean of the paper's own normalizer (which shrinks when the body crouches, so
+      curled poses come out too large).
+
+    The two references are buffers (saved in checkpoints), set by the method from the source
+    training set before training (:meth:`set_metric_reference`).
+
+    Args:
+        skeleton: joint layout; J = ``skeleton.num_joints``.
+        width: hidden width of the generator MLP (Martinez: 1024).
+        num_stages: residual blocks (the paper: 2).
+        dropout: dropout rate after each activation (Martinez: 0.5).
+        scale_restore: how metres are restored, ``"bone_length"`` or ``"root_distance"``.
+    """
+
+    receptive_field: int = 1
+
+    def __init__(
+        self,
+        skeleton: Skeleton = H36M17,
+        width: int = 1024,
+        num_stages: int = 2,
+        dropout: float = 0.5,
+        scale_restore: str = "bone_length",
+    ) -> None:
+        super().__init__()
+        if scale_restore not in SCALE_RESTORES:
+            raise ValueError(f"scale_restore must be one of {SCALE_RESTORES}, got {scale_restore!r}")
+        self.skeleton = skeleton
+        self.num_joints = skeleton.num_joints
+        self.scale_restore = scale_restore
+        self.generator = martinez_mlp(2 * self.num_joints, self.num_joints, width, num_stages, dropout)
+        self.register_buffer("incidence", skeleton.incidence(), persistent=False)
+        # NaN until set from the source data: a lifter that was never given metres fails loudly
+        self.register_buffer("metric_bone_length", torch.tensor(float("nan")))
+        self.register_buffer("metric_root_distance", torch.tensor(float("nan")))
+
+    @torch.no_grad()
+    def set_metric_reference(self, poses: torch.Tensor) -> None:
+        """Set both metric references from (N, J, 3) source poses in metres."""
+        # once, before training, on the host in float64 (the sums run over the whole training set)
+        poses = poses.detach().cpu().double()
+        self.metric_bone_length.fill_(float(total_bone_length(poses, self.incidence.cpu().double()).mean()))
+        self.metric_root_distance.fill_(float(mean_root_distance(poses).mean()))
+
+    @property
+    def has_metric_reference(self) -> bool:
+        return bool(torch.isfinite(self.metric_bone_length)) and bool(
+            torch.isfinite(self.metric_root_distance)
+        )
+
+    def normalize_input(self, pose2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, J, 2) screen 2D -> root-centred 2D with unit mean root distance, and the scales (B,)."""
+        return normalize_scale(pose2d)
+
+    def generate(self, pose2d_normalized: torch.Tensor) -> torch.Tensor:
+        """Normalized 2D (B, J, 2) -> the generated pose (B, J, 3): the input x, y and the depths.
+
+        Depths are made relative to the root's so the pose is root-centred like the 2D.
+        """
+        b = pose2d_normalized.shape[0]
+        z = self.generator(pose2d_normalized.reshape(b, 2 * self.num_joints))
+        return torch.cat([pose2d_normalized, (z - z[:, :1]).unsqueeze(-1)], dim=-1)
+
+    def to_metres(self, pose: torch.Tensor) -> torch.Tensor:
+        """Scale scale-free root-centred poses (B, J, 3) to metres by :attr:`scale_restore`."""
+        if self.scale_restore == "bone_length":
+            size, reference = total_bone_length(pose, self.incidence), self.metric_bone_length
+        else:
+            size, reference = mean_root_distance(pose), self.metric_root_distance
+        return pose * (reference.to(pose.dtype) / size.clamp_min(1e-8))[:, None, None]
+
+    def forward(self, pose2d: torch.Tensor) -> torch.Tensor:
+        """(B, J, 2) screen-normalized 2D -> (B, J, 3) root-relative 3D in metres."""
+        check_pose2d(pose2d, self.num_joints, type(self).__name__)
+        return self.to_metres(self.generate(self.normalize_input(pose2d)[0]))
+
+
+class ReprojectionNet(nn.Module):
+    """Deng et al.'s reprojection network: a (rotated) 3D pose (B, J, 3) -> a 2D pose (B, J, 2).
+
+    The generator's Martinez-style MLP with one residual block (the paper).
+
+    Args:
+        num_joints: joints J.
+        width: hidden width (1024, as the generator).
+        num_stages: residual blocks (the paper: 1).
+        dropout: dropout rate (0.5, as the generator).
+    """
+
+    def __init__(
+        self,
+        num_joints: int = H36M17.num_joints,
+        width: int = 1024,
+        num_stages: int = 1,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.num_joints = num_joints
+        self.mlp = martinez_mlp(3 * num_joints, 2 * num_joints, width, num_stages, dropout)
+
+    def forward(self, pose3d: torch.Tensor) -> torch.Tensor:
+        b = pose3d.shape[0]
+        return self.mlp(pose3d.reshape(b, 3 * self.num_joints)).reshape(b, self.num_joints, 2)
+
+
 __all__ = [
     "BONE_GENERATORS",
     "CAMERA_HEADS",
@@ -582,10 +729,14 @@ __all__ = [
     "ROTATIONS",
     "AugmentorHeads",
     "CameraGenerator",
+    "DepthLifter",
     "LocalPoseAugmentor",
     "MotionGenerator",
     "PoseAugmentor",
+    "ReprojectionNet",
+    "SCALE_RESTORES",
     "bone_length_ratios",
+    "martinez_mlp",
     "noise_mlp",
     "residual_noise_mlp",
     "translation_from_raw",

@@ -1,4 +1,4 @@
-"""GAN and band losses: hand-computed values, the WGAN-GP textbook case, weight clipping."""
+"""GAN and band losses: hand-computed values, the WGAN-GP textbook case, weight clipping, L_angle."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from poseshift.adversarial import (
+    angle_loss,
     clip_weights,
     feedback_ratio_loss,
     gradient_penalty,
@@ -108,3 +109,25 @@ def test_discriminator_loss_takes_several_inputs_per_sample():
     ra, rb, fa, fb = (torch.randn(5, 2) for _ in range(4))
     want = 0.5 * (lsgan_loss(d(ra, rb), 1.0) + lsgan_loss(d(fa, fb), 0.0))
     torch.testing.assert_close(lsgan_discriminator_loss(d, (ra, rb), (fa, fb)), want)
+
+
+def test_angle_loss_is_zero_on_a_correctly_oriented_pose_and_positive_on_a_mirrored_one():
+    import math
+
+    from helpers import _REST
+
+    from poseshift.geometry import rotate_about_vertical
+
+    body = torch.tensor(_REST, dtype=torch.float32).expand(12, -1, -1)
+    body = rotate_about_vertical(body, torch.linspace(-math.pi, math.pi, 12))
+    assert angle_loss(body).item() == 0.0
+    mirrored = body * torch.tensor([1.0, 1.0, -1.0])  # the depth inversion a lifter can fall into
+    loss = angle_loss(mirrored)
+    assert loss.item() > 0.05
+    # its gradient turns the face back: moving the nose along the facing direction lowers it
+    nose = mirrored.clone().requires_grad_(True)
+    angle_loss(nose).backward()
+    assert nose.grad[:, 9].abs().sum() > 0
+    # a half-mirrored batch: the loss is the mean over samples, zero for the correct half
+    half = torch.cat([body[:6], mirrored[:6]])
+    torch.testing.assert_close(angle_loss(half), angle_loss(mirrored[:6]) / 2)

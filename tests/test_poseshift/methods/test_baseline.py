@@ -175,3 +175,47 @@ def test_time_reversal_tta_and_hip_thorax_rescale():
         length = (plain[:, 8] - plain[:, 0]).norm(dim=-1).mean()
         torch.testing.assert_close(scaled, plain * 0.52 / length)
         assert float((scaled[:, 8] - scaled[:, 0]).norm(dim=-1).mean()) == pytest.approx(0.52, rel=1e-5)
+
+
+def test_noise_robustness_option_adds_seeded_pixel_noise_to_the_test_2d_only(tmp_path):
+    """Evaluation.noise_px (any method): sigma pixels on the test 2D, in each sample's screen units."""
+    torch.manual_seed(0)
+    seen: list[torch.Tensor] = []
+
+    class Recording(Baseline):
+        def lift_for_eval(self, pose2d):
+            seen.append(pose2d)
+            return super().lift_for_eval(pose2d)
+
+    dm = SyntheticDataModule(num_test=400)
+    clean = Recording(backbone_kwargs=SMALL)
+
+    def run(evaluation: Evaluation) -> dict:
+        model = Recording(backbone_kwargs=SMALL, evaluation=evaluation)
+        model.load_state_dict(clean.state_dict())
+        seen.clear()
+        out = quiet_trainer().test(model, datamodule=dm, verbose=False)[0]
+        return out, torch.cat(seen)
+
+    base, inputs = run(Evaluation())
+    noisy, noisy_inputs = run(Evaluation(noise_px=10.0, depth_error=True))
+    assert "z error (mm)" in (tmp_path / "results.md").read_text()  # the printed table shows it
+    again, again_inputs = run(Evaluation(noise_px=10.0, depth_error=True))
+    # the synthetic sets use the H36M cameras (images 1000 px wide): 10 px = 0.02 screen units
+    assert (noisy_inputs - inputs).std().item() == pytest.approx(0.02, rel=0.05)
+    assert torch.equal(noisy_inputs, again_inputs) and noisy == again  # one seeded draw
+    other, other_inputs = run(Evaluation(noise_px=10.0, noise_seed=1))
+    assert not torch.equal(other_inputs, noisy_inputs)
+    assert noisy["test/alpha/mpjpe"] != base["test/alpha/mpjpe"] and "test/alpha/z_error" in noisy
+    # validation (checkpoint selection) stays clean
+    model = Recording(backbone_kwargs=SMALL, evaluation=Evaluation(noise_px=10.0))
+    model.load_state_dict(clean.state_dict())
+    seen.clear()
+    quiet_trainer().validate(model, datamodule=dm, verbose=False)
+    val = torch.as_tensor(dm.sets.val.pose2d).float()
+    torch.testing.assert_close(torch.cat(seen), val)
+    with pytest.raises(ValueError, match="noise_px"):
+        Evaluation(noise_px=-1.0)
+    model.on_test_epoch_start()
+    with pytest.raises(ValueError, match="image size"):
+        model.test_input({"pose2d": val[:4]})

@@ -1,4 +1,5 @@
-"""Discriminators: the KCS modes read what they claim, the 2D variants take and return the right shapes."""
+"""Discriminators: the KCS modes read what they claim, the 2D variants take and return the right shapes,
+Deng et al.'s three-branch critic reads the (weighted) KCS of its 3D input."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 import torch
 from helpers import synthetic_set
 
-from poseshift.geometry import weighted_kcs
-from poseshift.models import KCSDiscriminator, PoseDiscriminator2D, TemporalDiscriminator2D
+from poseshift.geometry import kcs, weighted_kcs
+from poseshift.models import ConsistencyCritic, KCSDiscriminator, PoseDiscriminator2D, TemporalDiscriminator2D
 from poseshift.models.discriminators import kcs_features
 
 
@@ -90,3 +91,52 @@ def test_part_length_mode_keeps_bone_lengths_in_the_parts():
     torch.testing.assert_close(
         kcs_features(bone_length_scale(x, ratios), "part_length"), 1.69 * lengths, atol=1e-5, rtol=1e-5
     )
+
+
+def _branch_input(critic: ConsistencyCritic, pose3d: torch.Tensor, pose2d: torch.Tensor) -> torch.Tensor:
+    seen = []
+    hook = critic.branch_kcs[0].register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    critic(pose3d, pose2d)
+    hook.remove()
+    return seen[0]
+
+
+def test_consistency_critic_kcs_branch_reads_the_weighted_kcs_of_its_3d_input():
+    torch.manual_seed(0)
+    x = poses() - poses()[:, :1]
+    x2d = torch.randn(8, 17, 2)
+    critic = ConsistencyCritic(width=16)
+    assert critic(x, x2d).shape == (8, 1)
+    torch.testing.assert_close(_branch_input(critic, x, x2d), weighted_kcs(x).flatten(1))
+    plain = ConsistencyCritic(kcs="plain", width=16)
+    torch.testing.assert_close(_branch_input(plain, x, x2d), kcs(x).flatten(1))
+    # the weights matter: far bone pairs are damped, so the two branches read different inputs
+    assert not torch.allclose(weighted_kcs(x), kcs(x))
+    none = ConsistencyCritic(kcs="none", width=16)
+    assert none.branch_kcs is None and none.head[0].in_features == 32
+    assert none(x, x2d).shape == (8, 1)
+    with pytest.raises(ValueError, match="kcs"):
+        ConsistencyCritic(kcs="part")
+
+
+def test_consistency_critic_branches_and_heads():
+    torch.manual_seed(0)
+    x, x2d = torch.randn(8, 17, 3), torch.randn(8, 17, 2)
+    critic = ConsistencyCritic(width=16)
+    # 3D: FC + a residual block; 2D: one FC; the paper's head: one FC on the 3 x 16 features
+    assert [type(m).__name__ for m in critic.branch3d] == ["Linear", "LeakyReLU", "ResidualLinearBlock"]
+    assert critic.branch3d[2].residual and [type(m).__name__ for m in critic.branch2d] == [
+        "Linear",
+        "LeakyReLU",
+    ]
+    assert len(critic.head) == 1 and critic.head[0].in_features == 48
+    # every branch reaches the score
+    critic(x, x2d).sum().backward()
+    for branch in (critic.branch3d[0], critic.branch2d[0], critic.branch_kcs[0]):
+        assert branch.weight.grad.abs().sum() > 0
+    # the single FC head scores a sum of per-branch terms: swapping which 2D goes with which 3D
+    # leaves the batch total unchanged; RepNet's hidden head sees the pairing
+    paired = critic(x, x2d).sum()
+    torch.testing.assert_close(critic(x, x2d.flip(0)).sum(), paired)
+    hidden = ConsistencyCritic(width=16, head_hidden=8)
+    assert not torch.allclose(hidden(x, x2d.flip(0)).sum(), hidden(x, x2d).sum())
