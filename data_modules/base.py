@@ -20,9 +20,9 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 from pytorch_lightning.utilities import CombinedLoader
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
-from data_modules.resumable import ResumableDataLoader
+from data_modules.resumable import EpochRandomSampler, ResumableDataLoader
 from data_modules.schema import PoseDataset, PoseSet, collate_batch
 from data_modules.temporal import WindowedPoseDataset
 from poseshift.batches import PoseBatch, TestSetInfo
@@ -195,13 +195,14 @@ class PoseDataModule(pl.LightningDataModule):
         if not train and dist.is_available() and dist.is_initialized():
             sampler = UnpaddedDistributedSampler(dataset)
         if train:
-            # shuffled by a generator of its own (seeded from torch's initial seed), so that a
-            # mid-epoch checkpoint can resume the epoch's exact order (data_modules.resumable)
+            # shuffled by a generator of its own, seeded from torch's initial seed and the epoch, so
+            # that a resumed fit (from an epoch-end or a mid-epoch checkpoint) sees exactly the
+            # batches of the uninterrupted one (data_modules.resumable)
             seed = torch.initial_seed()
             return ResumableDataLoader(
                 dataset,
                 batch_size=self.batch_size,
-                sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)),
+                sampler=EpochRandomSampler(dataset, seed),
                 drop_last=len(poses) > self.batch_size,
                 num_workers=self.num_workers,
                 collate_fn=collate_batch,
@@ -219,14 +220,10 @@ class PoseDataModule(pl.LightningDataModule):
         )
 
     def _target_loader(self, poses: PoseSet, num_batches: int) -> DataLoader:
-        # as many full batches as the source loader has, reshuffled on every pass over the set;
-        # its own generators (seeded from torch's initial seed) leave the global RNG untouched
+        # as many full batches as the source loader has, reshuffled every epoch; its own generators
+        # (seeded from torch's initial seed and the epoch) leave the global RNG untouched
         seed = torch.initial_seed()
-        sampler = RandomSampler(
-            range(len(poses)),
-            num_samples=num_batches * self.batch_size,
-            generator=torch.Generator().manual_seed(seed + 1),
-        )
+        sampler = EpochRandomSampler(range(len(poses)), seed + 1, num_samples=num_batches * self.batch_size)
         return ResumableDataLoader(
             self._dataset(poses, train=True),
             batch_size=self.batch_size,

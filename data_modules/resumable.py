@@ -17,11 +17,11 @@ numbers of its own (AdaptPose's ``random_stride`` windows do).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 
 class _CountingIterator(Iterator):
@@ -43,6 +43,30 @@ class _CountingIterator(Iterator):
         shutdown = getattr(self.inner, "_shutdown_workers", None)
         if shutdown is not None:
             shutdown()
+
+
+class EpochRandomSampler(RandomSampler):
+    """A RandomSampler whose permutation is a function of (seed, epoch) alone.
+
+    Lightning calls ``set_epoch`` on every training sampler before each epoch, so a fit resumed
+    from an epoch-end checkpoint (where Lightning restores no loader state) shuffles its next
+    epoch exactly as the uninterrupted run did, with no state to carry.
+
+    Args:
+        data_source: the dataset (or anything with a length).
+        seed: base seed of the permutations.
+        num_samples: samples per pass (default: the dataset's length).
+    """
+
+    def __init__(self, data_source: Sized, seed: int, num_samples: int | None = None) -> None:
+        super().__init__(data_source, num_samples=num_samples, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed for ``epoch`` (0-based)."""
+        assert self.generator is not None
+        self.generator.manual_seed((self.seed * 1_000_003 + epoch) % 2**63)
 
 
 class ResumableDataLoader(DataLoader):
@@ -76,9 +100,15 @@ class ResumableDataLoader(DataLoader):
     def __iter__(self) -> Iterator:
         skip = 0
         if self._resume is not None:
-            for g, state in zip(self._generators(), self._resume["pass_start"], strict=True):
-                g.set_state(state)
-            skip, self._resume = int(self._resume["served"]), None
+            served, resume = int(self._resume["served"]), self._resume
+            self._resume = None
+            # a pass cut short is replayed from its first unserved batch; after a completed pass
+            # (an epoch-end checkpoint of a max_steps run) the next pass is a new epoch, whose
+            # permutation EpochRandomSampler.set_epoch has already fixed
+            if served < len(self):
+                for g, state in zip(self._generators(), resume["pass_start"], strict=True):
+                    g.set_state(state)
+                skip = served
         # the iterator draws the worker seed and the sampler its permutation from these generators
         self._pass_start, self._served = self._states(), 0
         inner = super().__iter__()

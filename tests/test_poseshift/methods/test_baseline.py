@@ -183,9 +183,9 @@ def test_noise_robustness_option_adds_seeded_pixel_noise_to_the_test_2d_only(tmp
     seen: list[torch.Tensor] = []
 
     class Recording(Baseline):
-        def lift_for_eval(self, pose2d):
+        def lift_for_eval(self, pose2d, flip_test=None):
             seen.append(pose2d)
-            return super().lift_for_eval(pose2d)
+            return super().lift_for_eval(pose2d, flip_test)
 
     dm = SyntheticDataModule(num_test=400)
     clean = Recording(backbone_kwargs=SMALL)
