@@ -63,6 +63,11 @@ class EpochRandomSampler(RandomSampler):
         self.seed = seed
         self.set_epoch(0)
 
+    def __iter__(self) -> Iterator[int]:
+        # the whole pass is drawn at once: a resumed fit may reseed (set_epoch) after replaying
+        # its cut-short pass, which must not change that pass's later samples
+        return iter(list(super().__iter__()))
+
     def set_epoch(self, epoch: int) -> None:
         """Reseed for ``epoch`` (0-based)."""
         assert self.generator is not None

@@ -87,3 +87,22 @@ def test_the_data_modules_training_loaders_are_resumable():
     for loader, state in zip(fresh, states, strict=True):
         loader.load_state_dict(state)
     assert [[b["frame"].tolist() for b in loader] for loader in fresh] == want
+
+
+def test_epoch_sampler_is_a_function_of_seed_and_epoch_and_draws_each_pass_at_once():
+    from data_modules.resumable import EpochRandomSampler
+
+    sampler = EpochRandomSampler(range(10), seed=3, num_samples=25)  # more than one permutation
+    sampler.set_epoch(2)
+    first = list(sampler)
+    assert len(first) == 25 and set(first) == set(range(10))
+    sampler.set_epoch(0)
+    sampler.set_epoch(2)
+    assert list(sampler) == first  # no state beyond (seed, epoch)
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    sampler.set_epoch(2)
+    started = iter(sampler)
+    sampler.set_epoch(5)  # a reseed during a pass (a resumed fit) leaves that pass alone
+    assert list(started) == first
+    assert list(EpochRandomSampler(range(10), seed=4)) != list(EpochRandomSampler(range(10), seed=3))
