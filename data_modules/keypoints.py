@@ -202,7 +202,10 @@ class _Loader:
         if width is not None and height is not None:
             opts = np.array([width, height], dtype=np.float64)
             if not (np.isfinite(opts).all() and (opts > 0).all()):
-                self.fail(f"--data.width/--data.height must be positive pixels, got {width} x {height}")
+                self.fail(
+                    f"--data.width/--data.height: the image size must be positive pixels, got {width} x "
+                    f"{height}; pass the video's width and height"
+                )
         size = det.image_size
         if size is not None:
             bad = ~(np.isfinite(size) & (size > 0)).all(-1)

@@ -33,12 +33,13 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -261,7 +262,11 @@ class MocapDataModule(PoseDataModule):
                 return _load(folder)
             except (ValueError, KeyError, OSError) as err:  # damaged manifest or split (DataFormatError)
                 # the cache is derived data: rebuild it rather than fail or use part of it
-                _say(f"the cached mocap benchmark in {folder} is damaged ({_reason(err)}); rebuilding it")
+                _say(
+                    f"warning: {folder}: the cached mocap benchmark is damaged ({_reason(err)}); "
+                    "rebuilding it (nothing to do)",
+                    sys.stderr,
+                )
                 shutil.rmtree(folder, ignore_errors=True)
         _say(
             f"building the mocap benchmark (first run with these settings); cached in {folder} for later runs"
@@ -348,10 +353,10 @@ class MocapDataModule(PoseDataModule):
         return sets
 
 
-def _say(message: str) -> None:
+def _say(message: str, stream: TextIO | None = None) -> None:
     """One line for the user, from the first process only (every DDP process builds its own sets)."""
     if rank_zero_only.rank == 0:
-        print(message, flush=True)
+        print(message, file=stream or sys.stdout, flush=True)
 
 
 def _reason(err: BaseException) -> str:

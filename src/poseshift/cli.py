@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import traceback
+import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -389,6 +390,17 @@ class PoseShiftCLI(LightningCLI):
 
     # -- subcommands ----------------------------------------------------------------------------------
     def before_fit(self) -> None:
+        # the model's own refusals, asked before the trainer starts any logger (W&B would print and
+        # leave files in a run that never began)
+        resuming = self.config_init[self.subcommand].get("ckpt_path") is not None
+        check_pretrained = getattr(self.model, "check_pretrained", None)
+        if check_pretrained is not None:
+            check_pretrained(resuming=resuming)
+        check_schedule = getattr(self.model, "check_schedule", None)
+        if check_schedule is not None:
+            with warnings.catch_warnings():  # the warning is the model's to give once, when it trains
+                warnings.simplefilter("ignore")
+                check_schedule(self.trainer.max_epochs, self.trainer.max_steps)
         describe = getattr(self.datamodule, "describe", None)
         if describe is not None and self.trainer.is_global_zero:
             print(describe(), flush=True)
@@ -553,14 +565,24 @@ def main(args: list[str] | None = None) -> int:
             traceback.print_exc()
         line = format_error(err)
         print(line, file=sys.stderr, flush=True)
+        _close_wandb(1)
         _finish_run("failed", line)
         if _RUN.run_dir is not None and _RUN.writer:
             print(f"run folder: {_RUN.run_dir}", file=sys.stderr, flush=True)
         return 1
+    _close_wandb(0)
     if _RUN.run_dir is not None and _RUN.writer:
         _finish_run("finished")
         print(f"run folder: {_RUN.run_dir}", flush=True)
     return 0
+
+
+def _close_wandb(exit_code: int) -> None:
+    """Finish a W&B run now, quietly, so its closing lines do not follow the run folder line."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        with contextlib.suppress(Exception):
+            wandb.finish(exit_code=exit_code, quiet=True)
 
 
 def _interrupted() -> int:

@@ -412,9 +412,10 @@ def test_first_build_says_so_and_a_damaged_cache_is_rebuilt(capsys: pytest.Captu
     (folder / "manifest.json").write_text('{"config": ')  # a run killed while writing it
     rebuilt = _small()
     rebuilt.setup()
-    out = capsys.readouterr().out
-    assert out.startswith(f"the cached mocap benchmark in {folder} is damaged (")
-    assert "rebuilding it" in out.splitlines()[0] and len(out.splitlines()) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"warning: {folder}: the cached mocap benchmark is damaged (")
+    assert "rebuilding it" in captured.err and len(captured.err.splitlines()) == 1
+    assert len(captured.out.splitlines()) == 1  # the one line saying the benchmark is being built
     same_as_first(rebuilt)
     assert json.loads((folder / "manifest.json").read_text())["test"] == list(first.sets.test)
 
@@ -422,8 +423,10 @@ def test_first_build_says_so_and_a_damaged_cache_is_rebuilt(capsys: pytest.Captu
     split.write_bytes(split.read_bytes()[: split.stat().st_size // 2])  # a truncated cached split
     rebuilt = _small()
     rebuilt.setup()
-    out = capsys.readouterr().out
-    assert f"the cached mocap benchmark in {folder} is damaged ({split}: not a readable npz file" in out
+    err = capsys.readouterr().err
+    assert (
+        f"warning: {folder}: the cached mocap benchmark is damaged ({split}: not a readable npz file" in err
+    )
     same_as_first(rebuilt)
     np.testing.assert_array_equal(
         rebuilt.sets.test["moving"].pose3d, PoseSet.load(folder / "test_1.npz").pose3d

@@ -150,7 +150,7 @@ CASES = [
     (
         "unknown_test_set",
         "test --config {cfg} --ckpt_path {baseline} --data.init_args.test_sets [gamma]",
-        "error: test_sets: unknown test set(s) ['gamma']",
+        "error: --data.init_args.test_sets: unknown test set(s) ['gamma']",
         "'alpha', 'beta'",
     ),
     (

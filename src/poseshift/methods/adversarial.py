@@ -304,18 +304,23 @@ class AdversarialModule(LiftingModule):
             raise ValueError(f"{path}: no 'lifter.*' weights found (is it a poseshift checkpoint?)")
         self.lifter.load_state_dict(lifter)
 
+    def check_pretrained(self, resuming: bool) -> None:
+        """Refuse a fresh fit without ``pretrained`` where the method starts from a trained lifter
+        (``requires_pretrained``); the CLI asks before any logger or run folder is made."""
+        if not resuming and self.pretrained is None and self.requires_pretrained:
+            raise ValueError(
+                f"--model.init_args.pretrained: {type(self).__name__} starts from a trained baseline of "
+                "the same backbone (as the reference does); pass its checkpoint (poseshift fit --config "
+                f"experiments/baseline/...), or `{SCRATCH}` to train the lifter from random weights"
+            )
+
     def setup(self, stage: str) -> None:
         super().setup(stage)
         # a fresh fit starts from the pretrained lifter; a resumed one restores its own
         # checkpoint, and loading a finished model never needs the pretrained file
         if stage != "fit" or self.trainer.ckpt_path is not None:
             return
-        if self.pretrained is None and self.requires_pretrained:
-            raise ValueError(
-                f"--model.init_args.pretrained: {type(self).__name__} starts from a trained baseline of "
-                "the same backbone (as the reference does); pass its checkpoint (poseshift fit --config "
-                f"experiments/baseline/...), or `{SCRATCH}` to train the lifter from random weights"
-            )
+        self.check_pretrained(resuming=False)
         if self.pretrained and self.pretrained != SCRATCH:
             self.load_pretrained(self.pretrained)
 

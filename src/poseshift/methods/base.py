@@ -324,19 +324,20 @@ class LiftingModule(pl.LightningModule):
         it does not); methods whose schedules count epochs over the run override this."""
         return None
 
-    def check_schedule(self) -> None:
+    def check_schedule(self, max_epochs: int | None = None, max_steps: int | None = None) -> None:
         """Refuse ``trainer.max_epochs = -1`` where the schedule cannot run without it.
 
         A run that never ends is refused by methods with a planned schedule
         (``needs_finite_epochs``) and allowed, with a loud warning, otherwise; a run ended by
-        ``max_steps`` is refused only when :meth:`epochs_needed` says why.
+        ``max_steps`` is refused only when :meth:`epochs_needed` says why. The limits default to
+        the attached trainer's (the CLI asks before the trainer starts).
         """
-        trainer = self.trainer
-        max_epochs = trainer.max_epochs
+        if max_epochs is None and max_steps is None:
+            max_epochs, max_steps = self.trainer.max_epochs, self.trainer.max_steps
         if max_epochs is not None and max_epochs >= 0:
             return
         name = type(self).__name__
-        if trainer.max_steps >= 0:  # the run ends after max_steps
+        if max_steps is not None and max_steps >= 0:  # the run ends after max_steps
             why = self.epochs_needed()
             if why:
                 raise ValueError(f"--trainer.max_epochs {max_epochs}: {why}")
