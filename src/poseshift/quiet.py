@@ -31,6 +31,9 @@ _NOISE_WARNINGS = (
     # test/validate/predict deliberately run without the fit's checkpoint callback (it would
     # restore the fit's bookkeeping and save nothing); only that callback being absent is noise
     r"Be aware that when using `ckpt_path`.*the following callbacks: \[\"LiftingCheckpoint\{[^}]*\}\"\]\.$",
+    # a resumed fit continues in its own run folder, checkpoints included, on purpose (a fresh run
+    # always gets a new folder, so the folder is never someone else's)
+    r"Checkpoint directory .* exists and is not empty\.",
 )
 
 
