@@ -548,6 +548,9 @@ def main(args: list[str] | None = None) -> int:
     if args is None:
         sys.argv[1:] = argv  # LightningCLI reads sys.argv itself
     quiet_lightning()
+    # W&B's run summary and sync hints at the end would bury the results table and the run folder
+    # line; its start lines (where the offline run is saved) stay. WANDB_QUIET=false brings them back.
+    os.environ.setdefault("WANDB_QUIET", "true")
     try:
         commands = extra_commands()
         if argv and argv[0] in commands:
@@ -578,11 +581,11 @@ def main(args: list[str] | None = None) -> int:
 
 
 def _close_wandb(exit_code: int) -> None:
-    """Finish a W&B run now, quietly, so its closing lines do not follow the run folder line."""
+    """Finish a W&B run now, so its closing lines come before the run folder line, not after it."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
-        with contextlib.suppress(Exception):
-            wandb.finish(exit_code=exit_code, quiet=True)
+        with contextlib.suppress(Exception):  # W&B failing to close must not turn a run into a failure
+            wandb.finish(exit_code=exit_code)
 
 
 def _interrupted() -> int:
