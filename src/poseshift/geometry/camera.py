@@ -38,7 +38,7 @@ def project(points: torch.Tensor, intrinsics: torch.Tensor, clamp: bool = True) 
     k = intrinsics[..., None, :]  # broadcast over joints
     f, c = k[..., 0:2], k[..., 2:4]
     radial, tangential = k[..., 4:7], k[..., 7:9]
-    xy = points[..., :2] / points[..., 2:3]
+    xy = points[..., :2] / _safe_depth(points[..., 2:3])
     if clamp:
         xy = xy.clamp(-1, 1)
     r2 = (xy * xy).sum(-1, keepdim=True)
@@ -46,6 +46,13 @@ def project(points: torch.Tensor, intrinsics: torch.Tensor, clamp: bool = True) 
     tan = (tangential * xy).sum(-1, keepdim=True)
     xy_d = xy * (rad + tan) + tangential * r2
     return f * xy_d + c
+
+
+def _safe_depth(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Depths with |z| < eps replaced by eps: a point on the camera plane (a generator's
+    ``t_z = raw**2`` can underflow to 0) would make x / z infinite and, through the clamp, its
+    gradient NaN (0 * inf). Every other depth is used as it is."""
+    return torch.where(z.abs() < eps, torch.full_like(z, eps), z)
 
 
 def project_pinhole(points: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:

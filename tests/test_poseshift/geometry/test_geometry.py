@@ -493,3 +493,14 @@ def test_procrustes_degenerate_inputs_stay_finite(gen):
 def test_procrustes_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         procrustes_align(torch.zeros(2, 17, 3), torch.zeros(2, 16, 3))
+
+
+def test_a_point_on_the_camera_plane_projects_to_the_clamp_with_finite_gradients():
+    from poseshift.geometry.camera import project
+
+    k = torch.tensor([1.2, 1.2, 0.0, 0.0, 0.1, 0.01, 0.0, 0.001, 0.001])
+    pose = torch.tensor([[[0.3, -0.2, 0.0], [0.1, 0.2, 4.0]]], requires_grad=True)  # z = 0 exactly
+    out = project(pose, k)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(pose.grad).all()
+    torch.testing.assert_close(out[0, 1], project(pose[:, 1:].detach(), k)[0, 0])  # others unchanged
