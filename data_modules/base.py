@@ -140,8 +140,8 @@ class PoseDataModule(pl.LightningDataModule):
             unknown = [n for n in self.requested_test_sets if n not in sets.test]
             if unknown:
                 raise ValueError(
-                    f"--data.init_args.test_sets: unknown test set(s) {unknown}; this data module has "
-                    f"{list(sets.test)}"
+                    f"--data.init_args.test_sets: unknown test set(s) {unknown}; choose from "
+                    f"{list(sets.test)}, or leave the option out to test on all of them"
                 )
             sets.test = {n: sets.test[n] for n in self.requested_test_sets}
         if self.train_target is not None and self.train_target not in sets.target_train:

@@ -256,6 +256,7 @@ class MocapDataModule(PoseDataModule):
         if not self.cache:
             return self.generate()
         folder = self.cache_path()
+        why = "first run with these settings"
         if (folder / "manifest.json").is_file():
             log.info("loading the mocap benchmark from %s", folder)
             try:
@@ -264,13 +265,12 @@ class MocapDataModule(PoseDataModule):
                 # the cache is derived data: rebuild it rather than fail or use part of it
                 _say(
                     f"warning: {folder}: the cached mocap benchmark is damaged ({_reason(err)}); "
-                    "rebuilding it (nothing to do)",
+                    "it is rebuilt now, no action needed",
                     sys.stderr,
                 )
                 shutil.rmtree(folder, ignore_errors=True)
-        _say(
-            f"building the mocap benchmark (first run with these settings); cached in {folder} for later runs"
-        )
+                why = "the cached copy was damaged"
+        _say(f"building the mocap benchmark ({why}); cached in {folder} for later runs")
         sets = self.generate()
         try:
             _save(sets, folder, self.config())

@@ -589,6 +589,7 @@ def _close_wandb(exit_code: int) -> None:
 
 
 def _interrupted() -> int:
+    _close_wandb(130)
     _finish_run("interrupted")
     if _RUN.run_dir is not None and _RUN.writer:
         print(f"interrupted; run folder: {_RUN.run_dir}", file=sys.stderr, flush=True)
