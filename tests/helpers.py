@@ -150,3 +150,32 @@ class StopAt(pl.Callback):
             if self.error:
                 raise RuntimeError("loss is not finite")
             raise KeyboardInterrupt
+
+
+def _players(pl_module: Any) -> dict[str, torch.nn.Module]:
+    return pl_module.player_modules()
+
+
+class SameWeightsOnEveryRank(pl.Callback):
+    """Fails a DDP run unless every network's weights agree across processes (gradients were synced).
+
+    Args:
+        networks: ``pl_module -> {name: module}`` to compare; default: the method's players.
+        buffers: compare floating-point buffers too (e.g. BatchNorm statistics kept in sync).
+    """
+
+    def __init__(self, networks: Any = None, buffers: bool = False) -> None:
+        self.networks = networks or _players  # a module-level function: ddp_spawn pickles callbacks
+        self.buffers = buffers
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        import torch.distributed as dist
+
+        for name, module in self.networks(pl_module).items():
+            tensors = list(module.parameters())
+            if self.buffers:
+                tensors += [b for b in module.buffers() if b.is_floating_point()]
+            flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+            gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+            dist.all_gather(gathered, flat)
+            assert all(torch.equal(gathered[0], g) for g in gathered), f"{name} differs across ranks"

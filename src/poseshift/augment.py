@@ -97,6 +97,29 @@ def expand_shared(params: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
 
 
 # -- BA ------------------------------------------------------------------------------------------
+def _unit_bones(pose: torch.Tensor, skeleton: Skeleton, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bone lengths (..., B) and unit directions (..., B, 3) of (..., J, 3) poses."""
+    bones = joints_to_bones(pose, skeleton)
+    length = torch.linalg.vector_norm(bones, dim=-1)
+    return length, bones / length.unsqueeze(-1).clamp_min(eps)
+
+
+def _turned(
+    pose: torch.Tensor,
+    unit: torch.Tensor,
+    moved: torch.Tensor,
+    length: torch.Tensor,
+    frozen_bones: Sequence[int],
+    skeleton: Skeleton,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What every bone-direction augmentation ends with: frozen bones keep ``unit``; the poses
+    rebuilt from ``moved`` at ``length`` on ``pose``'s roots, and ``1 - cos`` of each bone's turn."""
+    if frozen_bones:
+        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
+    ba_diff = 1.0 - (moved * unit).sum(-1)
+    return bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :]), ba_diff
+
+
 def bone_angle_perturb(
     pose: torch.Tensor,
     delta: torch.Tensor,
@@ -117,16 +140,10 @@ def bone_angle_perturb(
         The augmented poses (..., J, 3) and ``1 - cos`` of each bone's change (..., B), the
         quantity PoseAug's range regularizer bounds (zero up to rounding for frozen bones).
     """
-    bones = joints_to_bones(pose, skeleton)
-    length = torch.linalg.vector_norm(bones, dim=-1)
-    unit = bones / length.unsqueeze(-1).clamp_min(eps)
+    length, unit = _unit_bones(pose, skeleton, eps)
     moved = unit + delta
     moved = moved / torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min(eps)
-    if frozen_bones:
-        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
-    ba_diff = 1.0 - (moved * unit).sum(-1)
-    out = bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :])
-    return out, ba_diff
+    return _turned(pose, unit, moved, length, frozen_bones, skeleton)
 
 
 def _frozen_mask(frozen_bones: Sequence[int], skeleton: Skeleton, device: torch.device) -> torch.Tensor:
@@ -175,15 +192,10 @@ def bone_rotation_ramp(
     """
     if fractions is None:
         fractions = ramp_fractions(pose.shape[-3], pose.dtype, pose.device)
-    bones = joints_to_bones(pose, skeleton)
-    length = torch.linalg.vector_norm(bones, dim=-1)
-    unit = bones / length.unsqueeze(-1).clamp_min(eps)
+    length, unit = _unit_bones(pose, skeleton, eps)
     ang = angle.unsqueeze(-2) * fractions[:, None]  # (..., T, B)
     moved = rotate_about_axis(unit, axis.unsqueeze(-3), ang)
-    if frozen_bones:
-        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
-    ba_diff = 1.0 - (moved * unit).sum(-1)
-    return bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :]), ba_diff
+    return _turned(pose, unit, moved, length, frozen_bones, skeleton)
 
 
 def bone_direction_ramp(
@@ -213,15 +225,10 @@ def bone_direction_ramp(
     """
     if fractions is None:
         fractions = ramp_fractions(pose.shape[-3], pose.dtype, pose.device)
-    bones = joints_to_bones(pose[..., :1, :, :], skeleton)  # (..., 1, B, 3): frame t0
-    length = torch.linalg.vector_norm(bones, dim=-1)
-    unit = bones / length.unsqueeze(-1).clamp_min(eps)
+    length, unit = _unit_bones(pose[..., :1, :, :], skeleton, eps)  # (..., 1, B): frame t0
     moved = unit + fractions[:, None, None] * delta.unsqueeze(-3)
     moved = moved / torch.linalg.vector_norm(moved, dim=-1, keepdim=True).clamp_min(eps)
-    if frozen_bones:
-        moved = torch.where(_frozen_mask(frozen_bones, skeleton, pose.device), unit, moved)
-    ba_diff = 1.0 - (moved * unit).sum(-1)
-    return bones_to_joints(compose_bones(moved, length), skeleton, root=pose[..., :1, :]), ba_diff
+    return _turned(pose, unit, moved, length, frozen_bones, skeleton)
 
 
 def perturb_bone_directions(

@@ -81,6 +81,17 @@ def bone_length_ratios(
     return blr, 1 + expand_shared(blr, groups)
 
 
+def register_bl_groups(
+    module: nn.Module, bl_groups: Sequence[Sequence[int]], held_groups: Sequence[int], num_bones: int
+) -> None:
+    """Give a generator the BL buffers :func:`bone_length_ratios` reads: ``bl_groups`` (G, nb)
+    membership and ``bl_keep`` (G,), 0 for the groups held at ratio 1 (not saved: rebuilt from args)."""
+    module.register_buffer("bl_groups", group_matrix(bl_groups, num_bones), persistent=False)
+    keep = torch.ones(len(bl_groups))
+    keep[list(held_groups)] = 0.0
+    module.register_buffer("bl_keep", keep, persistent=False)
+
+
 def translation_from_raw(raw: torch.Tensor) -> torch.Tensor:
     """(B, 3) head output -> new absolute root: x, y as they are, ``z = raw_z^2`` (>= 0, the references)."""
     return torch.cat([raw[..., :2], raw[..., 2:] ** 2], dim=-1)
@@ -120,10 +131,7 @@ class AugmentorHeads(nn.Module):
         self.blr_limit = blr_limit
         self.rot_limit = rot_limit
         self.ba_frozen = tuple(ba_frozen)
-        self.register_buffer("bl_groups", group_matrix(bl_groups, skeleton.num_bones), persistent=False)
-        held = torch.ones(len(bl_groups))
-        held[list(bl_held_groups)] = 0.0
-        self.register_buffer("bl_keep", held, persistent=False)
+        register_bl_groups(self, bl_groups, bl_held_groups, skeleton.num_bones)
 
     def _with_noise(self, *features: torch.Tensor) -> torch.Tensor:
         return with_noise(self.noise_dim, *features)
@@ -493,10 +501,7 @@ class MotionGenerator(nn.Module):
         self.noise_dim, self.bl_noise_dim, self.blr_limit = noise_dim, bl_noise_dim, blr_limit
         self.ba_frozen, self.static_root = tuple(ba_frozen), static_root
         j3, nb = 3 * skeleton.num_joints, skeleton.num_bones
-        self.register_buffer("bl_groups", group_matrix(bl_groups, nb), persistent=False)
-        held = torch.ones(len(bl_groups))
-        held[list(bl_held_groups)] = 0.0
-        self.register_buffer("bl_keep", held, persistent=False)
+        register_bl_groups(self, bl_groups, bl_held_groups, skeleton.num_bones)
         ba_in = j3 * frames if bone_generator == "bg1" else j3
         ba_out = nb * 4 if bone_generator == "bg3" else nb * 3  # axis + angle, or a residual
         self.ba = noise_mlp(ba_in + noise_dim, ba_out, width, num_stages) if use_ba else None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import REPO_ROOT, SyntheticDataModule, synthetic_set
+from helpers import REPO_ROOT, SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
@@ -35,11 +35,6 @@ TINY: dict[str, Any] = dict(
     pool_size=48,
     epochs=4,
 )
-
-
-@pytest.fixture(autouse=True)
-def _run_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
 
 
 class TargetData(SyntheticDataModule):
@@ -420,19 +415,6 @@ def test_step_budget_schedules_lr_beta_and_warmup():
 
 
 # -- DDP and resume ------------------------------------------------------------------------------
-
-
-class SameWeightsOnEveryRank(pl.Callback):
-    """Fails the run unless every player's weights agree across processes."""
-
-    def on_train_end(self, trainer, pl_module):
-        import torch.distributed as dist
-
-        for name, module in pl_module.player_modules().items():
-            flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
-            gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-            dist.all_gather(gathered, flat)
-            assert all(torch.equal(gathered[0], g) for g in gathered), f"{name} weights differ across ranks"
 
 
 @pytest.mark.slow

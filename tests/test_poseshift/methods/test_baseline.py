@@ -14,12 +14,6 @@ from poseshift.trainers import quiet_trainer
 SMALL = {"linear_size": 64, "num_stages": 1}
 
 
-@pytest.fixture(autouse=True)
-def _run_in_tmp(tmp_path, monkeypatch):
-    # the results table and any checkpoint land in the working folder by default
-    monkeypatch.chdir(tmp_path)
-
-
 def test_training_reduces_loss_and_changes_only_the_lifter():
     pl.seed_everything(0)
     model = Baseline(backbone_kwargs=SMALL, lr=1e-2)

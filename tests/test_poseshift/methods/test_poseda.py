@@ -10,7 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from helpers import REPO_ROOT, SyntheticDataModule, synthetic_set
+from helpers import REPO_ROOT, SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
 from torch import nn
 
 from data_modules.base import DomainSets
@@ -26,11 +26,6 @@ TINY = dict(
     noise_dim=8,
     d_width=16,
 )
-
-
-@pytest.fixture(autouse=True)
-def _run_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
 
 
 class TargetData(SyntheticDataModule):
@@ -334,19 +329,6 @@ def test_every_backbone_trains_under_poseda(backbone, kwargs):
 
 
 # -- DDP and resume ------------------------------------------------------------------------------------
-
-
-class SameWeightsOnEveryRank(pl.Callback):
-    """Fails the run unless every player's weights agree across processes."""
-
-    def on_train_end(self, trainer, pl_module):
-        import torch.distributed as dist
-
-        for name, module in pl_module.player_modules().items():
-            flat = torch.cat([p.detach().reshape(-1) for p in module.parameters()])
-            gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-            dist.all_gather(gathered, flat)
-            assert all(torch.equal(gathered[0], g) for g in gathered), f"{name} weights differ across ranks"
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import _REST, REPO_ROOT, SyntheticDataModule, synthetic_set
+from helpers import _REST, REPO_ROOT, SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
 from pytorch_lightning.utilities import CombinedLoader
 from torch import nn
 
@@ -20,12 +20,6 @@ from poseshift.methods import Evaluation, SyncAdv
 from poseshift.trainers import quiet_trainer
 
 TINY = dict(g_width=16, r_width=16, d_width=8, n_critic=1)
-
-
-@pytest.fixture(autouse=True)
-def _run_in_tmp(tmp_path, monkeypatch):
-    # results tables and checkpoints land in the working folder by default
-    monkeypatch.chdir(tmp_path)
 
 
 def trainer(**kwargs) -> pl.Trainer:
@@ -344,27 +338,13 @@ def test_training_noise_perturbs_the_generator_input():
 # -- DDP and resume ------------------------------------------------------------------------------
 
 
-class SameWeightsOnEveryRank(pl.Callback):
-    """Fails the run unless every network's weights and buffers agree across processes."""
-
-    def on_train_end(self, trainer, pl_module):
-        import torch.distributed as dist
-
-        for name, module in networks(pl_module).items():
-            tensors = list(module.parameters()) + [b for b in module.buffers() if b.is_floating_point()]
-            flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-            gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
-            dist.all_gather(gathered, flat)
-            assert all(torch.equal(gathered[0], g) for g in gathered), f"{name} differs across ranks"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("training", ["syn", "sep"])
 def test_ddp_spawn_two_processes_keeps_every_player_identical(tmp_path, training):
     pl.seed_everything(0)
     model = SyncAdv(**TINY, training=training)
     tr = trainer(
-        callbacks=[SameWeightsOnEveryRank()],
+        callbacks=[SameWeightsOnEveryRank(networks, buffers=True)],
         strategy="ddp_spawn",
         devices=2,
         max_epochs=2,
