@@ -12,7 +12,8 @@ TESTS = ROOT / "tests"
 # the console script pip installed next to the interpreter running the tests (.venv/bin/poseshift)
 SCRIPT = Path(sys.executable).with_name("poseshift")
 
-BASELINE = """
+# a tiny CPU run that logs every step to CSV; the templates below add a model and data
+TRAINER = """
 seed_everything: 0
 trainer:
   max_epochs: {epochs}
@@ -24,7 +25,10 @@ trainer:
   log_every_n_steps: 1
   logger:
     - class_path: poseshift.loggers.CSVLogger
-model:
+"""
+
+BASELINE = TRAINER + (
+    """model:
   class_path: poseshift.methods.Baseline
   init_args:
     backbone: simple_baseline
@@ -37,20 +41,10 @@ data:
     num_test: 33
     batch_size: 32
 """
+)
 
-POSEAUG = """
-seed_everything: 0
-trainer:
-  max_epochs: {epochs}
-  accelerator: cpu
-  devices: 1
-  default_root_dir: {root}
-  enable_progress_bar: false
-  enable_model_summary: false
-  log_every_n_steps: 1
-  logger:
-    - class_path: poseshift.loggers.CSVLogger
-model:
+POSEAUG = TRAINER + (
+    """model:
   class_path: poseshift.methods.PoseAug
   init_args:
     backbone: simple_baseline
@@ -69,6 +63,7 @@ data:
     num_test: 17
     batch_size: 32
 """
+)
 
 EVOSKELETON = """
 seed_everything: 0

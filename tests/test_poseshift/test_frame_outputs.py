@@ -4,23 +4,15 @@ on a detector's video, end to end."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import run_script
 from detector_fixtures import IMAGE, detector_keypoints, filmed, write_coco_results
-from helpers import REPO_ROOT
 from PIL import Image
 
 from poseshift.frame_outputs import parse_frame_range, write_frames_json
 from poseshift.render import render_poses
-
-ROOT = REPO_ROOT
-# the console script installed beside the interpreter running the tests (make install: .venv/bin)
-SCRIPT = Path(sys.executable).parent / "poseshift"
 
 TEMPORAL = """
 seed_everything: 0
@@ -116,22 +108,11 @@ def test_frames_json(tmp_path):
     np.testing.assert_allclose(data["frames"][2]["keypoints2d"], kp[2], atol=1e-3)
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT / "src"), str(ROOT)]),
-        WANDB_MODE="disabled",
-        OMP_NUM_THREADS="1",
-    )
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.slow
 def test_installed_poseshift_lifts_a_coco_json_video_with_a_temporal_lifter(tmp_path, walk):
-    assert SCRIPT.is_file(), f"{SCRIPT} is missing: run make install"
     config = tmp_path / "tiny.yaml"
     config.write_text(TEMPORAL.format(root=tmp_path / "run"))
-    fit = _run("fit", "--config", str(config), cwd=tmp_path)
+    fit = run_script("fit", "--config", str(config), cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr[-3000:]
     ckpt = sorted((tmp_path / "run").rglob("last.ckpt"))[0]
 
@@ -145,7 +126,7 @@ def test_installed_poseshift_lifts_a_coco_json_video_with_a_temporal_lifter(tmp_
 
     out = tmp_path / "out"
     common = ["--config", str(config), "--ckpt_path", str(ckpt), "--data", "data_modules.KeypointsDataModule"]
-    pred = _run(
+    pred = run_script(
         "predict",
         *common,
         "--data.path",
@@ -188,7 +169,7 @@ def test_installed_poseshift_lifts_a_coco_json_video_with_a_temporal_lifter(tmp_
     bad = walk["coco"].copy()
     bad[3, 9] = [4000.0, 10.0]
     write_coco_results(tmp_path / "bad.json", bad, np.full((n, 17), 0.9))
-    refused = _run(
+    refused = run_script(
         "predict",
         *common,
         "--data.path",
