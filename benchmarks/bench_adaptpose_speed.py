@@ -12,9 +12,19 @@ It reports, as medians over the timed steps (the first step is left out):
   sets how many estimator steps an epoch holds, so the epoch rate at kept fraction 0 and 1 is
   also given from the two step rates (``1 / (1/gan + (1 + k)/estimator)``).
 
+With ``--reference-adaptpose PATH`` (a checkout of ``mgholamikn/AdaptPose`` with its requirements
+installed; see ``reference_adaptpose.py`` for what is timed there and how) the same run then times the
+reference's own ``train_gan`` and ``train_posenet`` on the same poses (the first ``batches x 1024``
+source frames, the same target 2D, converted to its 16 joints) with the same architecture (27-frame
+VideoPose3D at ``--channels``, the reference's generator and discriminators at its defaults), and
+prints a table of samples/s per phase and the ratio poseshift / reference, also written next to the
+JSON (``.md``). Step rates leave data loading out on both sides; the epoch keeps it in. Both sides
+start from scratch, so their kept fractions (printed) differ: compare epochs at kept 0 and 1.
+
 Usage::
 
     python benchmarks/bench_adaptpose_speed.py [--batches 10] [--threads 1] [--channels 1024]
+        [--reference-adaptpose ~/src/AdaptPose]
 
 A shared machine makes single measurements noisy; the medians of interleaved runs are what the
 README quotes.
@@ -40,14 +50,20 @@ from poseshift.methods.adaptpose import AdaptPose  # noqa: E402
 from poseshift.trainers import quiet_trainer  # noqa: E402
 
 BATCH = 1024
+TARGET = "all_shift"
+
+
+def datamodule() -> MocapDataModule:
+    """The embedded benchmark as AdaptPose trains on it: 27-frame windows with their 3D, target 2D."""
+    return MocapDataModule(
+        batch_size=BATCH, receptive_field=27, random_stride=2, window_3d=True, train_target=TARGET
+    )
 
 
 def measure(batches: int, channels: int, sections: int = 5) -> dict:
     """Time one epoch of ``batches`` AdaptPose iterations; see the module docstring."""
     pl.seed_everything(0)
-    dm = MocapDataModule(
-        batch_size=BATCH, receptive_field=27, random_stride=2, window_3d=True, train_target="all_shift"
-    )
+    dm = datamodule()
     model = AdaptPose(
         backbone_kwargs={"filter_widths": [3, 3, 3], "channels": channels, "dropout": 0.25},
         warmup_steps=0,
@@ -119,20 +135,71 @@ def measure(batches: int, channels: int, sections: int = 5) -> dict:
     return res
 
 
+def load_reference(path: str):
+    """The reference's modules, imported before the run so that a wrong path fails at once."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import reference_adaptpose
+
+    return reference_adaptpose, reference_adaptpose.load(path)
+
+
+def reference(ref, mods: dict, batches: int, channels: int) -> dict:  # noqa: ANN001
+    """The reference's phases on the same poses (see reference_adaptpose.py)."""
+    dm = datamodule()
+    dm.setup("fit")
+    train = {k: v.numpy() for k, v in dm.training_poses().items()}
+    return ref.time_adaptpose(mods, train, dm.sets.target_train[TARGET].pose2d, batches, channels, BATCH)
+
+
+def table(mine: dict, theirs: dict) -> str:
+    """Samples/s per phase, poseshift against the reference, as a markdown table."""
+    rows = (
+        ("GAN step (G + feedback, D every 2nd step)", "gan_samples_per_s"),
+        ("estimator step (batch 1024)", "estimator_samples_per_s"),
+        ("epoch (source samples)", "epoch_source_samples_per_s"),
+        ("epoch at kept fraction 0 (step rates)", "epoch_samples_per_s_at_kept_0"),
+        ("epoch at kept fraction 1 (step rates)", "epoch_samples_per_s_at_kept_1"),
+    )
+    lines = ["| phase | poseshift (samples/s) | reference (samples/s) | ratio |", "|---|---|---|---|"]
+    for phase, key in rows:
+        a, b = mine[key], theirs.get(key)
+        ratio = f"{a / b:.2f}x" if b else "-"
+        lines.append(f"| {phase} | {a:.0f} | {f'{b:.0f}' if b else '-'} | {ratio} |")
+    if theirs:
+        with_loading = BATCH / theirs["gan_step_with_loading_s"]
+        lines.append(
+            f"| GAN step with its loading (reference loads inside its loop) | - | {with_loading:.0f} | - |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=10, help="iterations (batches of 1024) in the epoch")
     parser.add_argument("--channels", type=int, default=1024, help="VideoPose3D channels (the code: 1024)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--reference-adaptpose", default=None, help="a checkout of mgholamikn/AdaptPose")
     parser.add_argument("--output", default="runs/bench-speed/adaptpose.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    ref = load_reference(args.reference_adaptpose) if args.reference_adaptpose else None
     res = measure(args.batches, args.channels)
+    if ref is not None:
+        res["reference"] = reference(*ref, args.batches, args.channels)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
+    if ref is not None:
+        text = table(res, res["reference"])
+        print(
+            f"\nmedian training samples/s, same poses, same machine, one run (kept fraction: poseshift "
+            f"{res['kept_fraction_last_batch']:.2f} in its last batch, reference "
+            f"{res['reference']['kept_fraction']:.2f} over the epoch):\n{text}",
+            flush=True,
+        )
+        out.with_suffix(".md").write_text(text + "\n")
     return res
 
 
