@@ -60,7 +60,7 @@ def datamodule() -> MocapDataModule:
     )
 
 
-def measure(batches: int, channels: int, sections: int = 5) -> dict:
+def measure(batches: int, channels: int, sections: int = 5, precision: str = "32-true") -> dict:
     """Time one epoch of ``batches`` AdaptPose iterations; see the module docstring."""
     pl.seed_everything(0)
     dm = datamodule()
@@ -108,6 +108,7 @@ def measure(batches: int, channels: int, sections: int = 5) -> dict:
         callbacks=[Clock()],
         enable_checkpointing=False,
         logger=False,
+        precision=precision,
     ).fit(model, datamodule=dm)
     # a batch that closes a section also ran that section's pass (timed separately)
     in_batch = {i: t for i, t in rec["fake_pass"] if i < len(rec["batch"])}
@@ -119,6 +120,7 @@ def measure(batches: int, channels: int, sections: int = 5) -> dict:
         "channels": channels,
         "batches": batches,
         "threads": torch.get_num_threads(),
+        "precision": precision,
         "gan_step_s": statistics.median(gan),
         "estimator_step_s": est,
         "epoch_s": clock["epoch"],
@@ -179,12 +181,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--channels", type=int, default=1024, help="VideoPose3D channels (the code: 1024)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--reference-adaptpose", default=None, help="a checkout of mgholamikn/AdaptPose")
+    parser.add_argument("--precision", default="32-true", help="poseshift's Lightning precision (bf16-mixed)")
     parser.add_argument("--output", default="runs/bench-speed/adaptpose.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     ref = load_reference(args.reference_adaptpose) if args.reference_adaptpose else None
-    res = measure(args.batches, args.channels)
+    res = measure(args.batches, args.channels, precision=args.precision)
     if ref is not None:
         res["reference"] = reference(*ref, args.batches, args.channels)
     out = Path(args.output)

@@ -18,8 +18,10 @@ second, and the ratio poseshift / reference:
 It also reports the achieved GFLOP/s of the baseline step (FLOPs from ``torch.utils.flop_counter``)
 against a 1024-wide ``nn.Linear`` forward + backward on the same machine: the practical ceiling.
 ``--precision bf16-mixed`` times poseshift under bf16 autocast (its accuracy cost is on the
-leaderboard: ``benchmarks/leaderboard.py --precision bf16-mixed``). ``--accelerator gpu`` times
-poseshift on a GPU (and the reference too, when CUDA is there).
+leaderboard: ``benchmarks/leaderboard.py --precision bf16-mixed``); the plain loop and the ceiling
+then run under the same autocast, so the ceiling share and the Lightning overhead compare like with
+like, while the reference always runs in float32 (its ratio is then the bf16 path's gain).
+``--accelerator gpu`` times poseshift on a GPU (and the reference too, when CUDA is there).
 
 Usage::
 
@@ -30,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -57,14 +60,37 @@ def median_rate(seconds: list[float], samples: int) -> float:
     return samples / statistics.median(seconds)
 
 
-def matmul_ceiling(batch: int, steps: int = 20) -> float:
-    """GFLOP/s of a 1024x1024 Linear forward + backward on a (batch, 1024) input (3 matmuls), median."""
-    layer = torch.nn.Linear(1024, 1024)
-    x = torch.randn(batch, 1024, requires_grad=True)
+def device_of(args: argparse.Namespace) -> torch.device:
+    """Where the plain loop and the ceiling run: the GPU with ``--accelerator gpu``, else the CPU."""
+    return torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
+
+
+def autocast(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """bf16 autocast when ``--precision`` is bf16 (what Lightning's ``bf16-mixed`` does), else nothing."""
+    if "bf16" in args.precision:
+        return torch.autocast(device_of(args).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def sync() -> None:
+    """Wait for queued GPU work, so that wall time is the work's time (no-op on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def matmul_ceiling(batch: int, args: argparse.Namespace, steps: int = 20) -> float:
+    """GFLOP/s of a 1024x1024 Linear forward + backward on a (batch, 1024) input (3 matmuls), median,
+    on the benchmark's device and under its precision."""
+    layer = torch.nn.Linear(1024, 1024).to(device_of(args))
+    x = torch.randn(batch, 1024, requires_grad=True, device=device_of(args))
     times = []
     for i in range(steps + WARMUP_STEPS):
+        sync()
         t = time.perf_counter()
-        layer(x).sum().backward()
+        with autocast(args):
+            y = layer(x).sum()
+        y.backward()
+        sync()
         if i >= WARMUP_STEPS:
             times.append(time.perf_counter() - t)
     return 3 * 2 * batch * 1024 * 1024 / statistics.median(times) / 1e9
@@ -86,9 +112,11 @@ class StepTimer(pl.Callback):
         self.epoch: list[float] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        sync()
         self._t = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        sync()
         self.batch.append(time.perf_counter() - self._t)
 
     def on_train_epoch_start(self, trainer, pl_module):
@@ -120,18 +148,24 @@ def ours(backbone: str, dm, args: argparse.Namespace) -> dict[str, float]:
     out: dict[str, float] = {}
     steps = dm.batches_per_epoch
 
-    # the baseline step, as a plain PyTorch loop on the same model, optimizer and clip
+    # the baseline step, as a plain PyTorch loop on the same model, optimizer, clip, device and precision
     base = Baseline(backbone=backbone, backbone_kwargs=kw)
-    lifter = base.lifter.train()
+    device = device_of(args)
+    lifter = base.lifter.train().to(device)
     (opt,), _ = base.configure_optimizers()
-    batches = [b["source"] for b, _, _ in dm.train_dataloader()]
+    sources = [b["source"] for b, _, _ in dm.train_dataloader()]
+    batches = [{k: b[k].to(device) for k in ("pose2d", "pose3d")} for b in sources]
     times = []
     for i, b in enumerate(batches):
+        sync()
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        F.mse_loss(lifter(b["pose2d"]), b["pose3d"]).backward()
+        with autocast(args):
+            loss = F.mse_loss(lifter(b["pose2d"]), b["pose3d"])
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(lifter.parameters(), 1.0)
         opt.step()
+        sync()
         if i >= WARMUP_STEPS:
             times.append(time.perf_counter() - t)
     out["baseline_plain_sps"] = median_rate(times, args.batch)
@@ -194,7 +228,7 @@ def main(argv: list[str] | None = None) -> dict:
     dm = H36MDataModule(str(folder), train_subjects=["S1"], test_subjects=["S9"], batch_size=args.batch)
     dm.setup("fit")
     dm.batches_per_epoch = len(dm.training_poses()["pose2d"]) // args.batch  # full batches only
-    ceiling = matmul_ceiling(args.batch)
+    ceiling = matmul_ceiling(args.batch, args)
     print(
         f"threads {torch.get_num_threads()}, batch {args.batch}, {dm.batches_per_epoch} batches per epoch, "
         f"precision {args.precision}; matmul ceiling (1024-wide Linear fwd+bwd): {ceiling:.1f} GFLOP/s",

@@ -179,3 +179,24 @@ class SameWeightsOnEveryRank(pl.Callback):
             gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
             dist.all_gather(gathered, flat)
             assert all(torch.equal(gathered[0], g) for g in gathered), f"{name} differs across ranks"
+
+
+def fit_and_test_in_bf16(
+    model: pl.LightningModule, dm: PoseDataModule, **trainer_kwargs: Any
+) -> dict[str, float]:
+    """Fit and test under bf16 autocast on the CPU (the mixed-precision path of the speed goals).
+
+    Fails unless every player took steps and every test metric is finite; returns the metrics.
+    """
+    from poseshift.trainers import quiet_trainer
+
+    trainer = quiet_trainer(
+        precision="bf16-mixed", limit_val_batches=0, num_sanity_val_steps=0, **trainer_kwargs
+    )
+    trainer.fit(model, datamodule=dm)
+    players = model.player_modules() if hasattr(model, "player_modules") else {}
+    idle = [name for name in players if model.steps_of(name) == 0]
+    assert trainer.global_step > 0 and not idle, f"players that never stepped under bf16: {idle}"
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics
+    return metrics

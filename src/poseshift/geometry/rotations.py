@@ -39,8 +39,11 @@ def rotate_about_axis(v: torch.Tensor, axis: torch.Tensor, angle: torch.Tensor) 
 
     The axis is normalized here (a zero axis leaves ``v`` unchanged); all three broadcast. Rotating
     the vectors directly costs a fraction of building (..., 3, 3) matrices first, which matters
-    when every bone of every frame of a batch of windows gets its own rotation.
+    when every bone of every frame of a batch of windows gets its own rotation. Mixed dtypes (a
+    network's bf16 output under autocast turning float32 bones) compute in the wider one.
     """
+    dtype = torch.promote_types(v.dtype, axis.dtype)
+    v, axis, angle = v.to(dtype), axis.to(dtype), angle.to(dtype)
     k = axis / torch.linalg.vector_norm(axis, dim=-1, keepdim=True).clamp_min(_EPS)
     k, v = torch.broadcast_tensors(k, v)
     c, s = torch.cos(angle).unsqueeze(-1), torch.sin(angle).unsqueeze(-1)
@@ -139,7 +142,9 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
 
 
 def quaternion_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Rotate vectors v (..., 3) by quaternions q (..., 4) (broadcasting)."""
+    """Rotate vectors v (..., 3) by quaternions q (..., 4) (broadcasting; mixed dtypes: the wider)."""
+    dtype = torch.promote_types(q.dtype, v.dtype)
+    q, v = q.to(dtype), v.to(dtype)
     q = q / q.norm(dim=-1, keepdim=True).clamp_min(_EPS)
     w, u = q[..., :1], q[..., 1:]
     uv = torch.cross(u.expand_as(v), v, dim=-1)

@@ -36,6 +36,7 @@ from poseshift.geometry import (
     quaternion_slerp,
     quaternion_to_matrix,
     random_rotation,
+    rotate_about_axis,
     set_bone_lengths,
     unnormalize_screen,
     weighted_kcs,
@@ -204,6 +205,20 @@ def test_quaternion_rotate_matches_matrix(gen):
     v = torch.randn(32, 3, generator=gen, dtype=torch.float64)
     expected = (quaternion_to_matrix(q) @ v.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(quaternion_rotate(q, v), expected)
+
+
+def test_rotations_of_float32_vectors_by_bf16_network_outputs_stay_float32(gen):
+    # under bf16 autocast a generator's outputs are bf16 while the poses they turn are float32
+    v = torch.randn(8, 5, 3, generator=gen)
+    axis, angle, q = torch.randn(8, 5, 3, generator=gen), torch.randn(8, 5, generator=gen), torch.randn(8, 4)
+    turned = rotate_about_axis(v, axis.bfloat16(), angle.bfloat16())
+    assert turned.dtype == torch.float32
+    torch.testing.assert_close(
+        turned, rotate_about_axis(v, axis.bfloat16().float(), angle.bfloat16().float())
+    )
+    by_q = quaternion_rotate(q.bfloat16(), v[:, 0])
+    assert by_q.dtype == torch.float32
+    torch.testing.assert_close(by_q, quaternion_rotate(q.bfloat16().float(), v[:, 0]))
 
 
 @pytest.mark.parametrize("convention", ["xyz", "xzy", "yxz", "yzx", "zxy", "zyx"])

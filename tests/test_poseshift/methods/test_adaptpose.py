@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import REPO_ROOT, SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
+from helpers import (
+    REPO_ROOT,
+    SameWeightsOnEveryRank,
+    SyntheticDataModule,
+    fit_and_test_in_bf16,
+    synthetic_set,
+)
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
@@ -518,3 +524,10 @@ def test_every_config_builds(config):
         configs = ["--config", str(REPO_ROOT / "experiments/adaptpose/h36m_3dhp.yaml"), *configs]
     cli = build_cli([*configs, "--trainer.logger=false"], run=False)
     assert type(cli.model).__name__ in ("AdaptPose", "Baseline")
+
+
+@pytest.mark.parametrize("rotation", ["axis_angle", "quaternion", "euler"])
+def test_every_player_steps_under_bf16_autocast(rotation):
+    # bf16 generator outputs turn float32 bones (BG3's ramp) and rotate by each camera form
+    pl.seed_everything(0)
+    fit_and_test_in_bf16(AdaptPose(**TINY, warmup=0, sections=2, rotation=rotation), data(), max_epochs=2)

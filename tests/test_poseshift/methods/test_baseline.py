@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import SyntheticDataModule
+from helpers import SyntheticDataModule, fit_and_test_in_bf16
 
 from poseshift.methods import Baseline, Evaluation
 from poseshift.trainers import quiet_trainer
@@ -213,3 +213,10 @@ def test_noise_robustness_option_adds_seeded_pixel_noise_to_the_test_2d_only(tmp
     model.on_test_epoch_start()
     with pytest.raises(ValueError, match="image size"):
         model.test_input({"pose2d": val[:4]})
+
+
+def test_trains_and_tests_under_bf16_autocast():
+    pl.seed_everything(0)
+    fit_and_test_in_bf16(
+        Baseline(backbone_kwargs=SMALL), SyntheticDataModule(num_train=96, batch_size=32), max_epochs=1
+    )

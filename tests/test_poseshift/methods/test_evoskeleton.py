@@ -7,7 +7,7 @@ import copy
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import REPO_ROOT, SyntheticDataModule
+from helpers import REPO_ROOT, SyntheticDataModule, fit_and_test_in_bf16
 
 from poseshift.methods.evoskeleton import CascadeLifter, EvoSkeleton
 from poseshift.trainers import quiet_trainer
@@ -137,3 +137,9 @@ def test_mocap_configs_parse(capsys):
         out = capsys.readouterr().out
         assert "EvoSkeleton" in out and "epochs_per_stage: 20" in out
     assert "EvolvedDataModule" in out and "MocapDataModule" in out
+
+
+def test_trains_both_learners_and_tests_under_bf16_autocast():
+    pl.seed_everything(0)
+    model = EvoSkeleton(num_learners=2, num_blocks=1, width=16, epochs_per_stage=1)
+    fit_and_test_in_bf16(model, SyntheticDataModule(num_train=96, batch_size=32), max_epochs=2)

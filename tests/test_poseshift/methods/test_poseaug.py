@@ -8,7 +8,7 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
+from helpers import SameWeightsOnEveryRank, SyntheticDataModule, fit_and_test_in_bf16, synthetic_set
 
 from data_modules.base import DomainSets
 from poseshift.adversarial import (
@@ -545,3 +545,8 @@ def test_templates_from_named_subjects_or_a_file(tmp_path):
     from_file = PoseAug(**TINY, bone_templates_file=str(tmp_path / "bones.npy"), template_subjects=["S1"])
     trainer(max_epochs=1, limit_train_batches=1).fit(from_file, datamodule=s1_only)
     assert torch.equal(from_file.templates, torch.full((3, 16), 0.2))  # the file comes first
+
+
+def test_every_player_steps_under_bf16_autocast():
+    pl.seed_everything(0)
+    fit_and_test_in_bf16(PoseAug(**TINY, warmup=0), data(), max_epochs=2)

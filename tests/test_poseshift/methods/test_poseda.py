@@ -10,7 +10,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
-from helpers import REPO_ROOT, SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
+from helpers import (
+    REPO_ROOT,
+    SameWeightsOnEveryRank,
+    SyntheticDataModule,
+    fit_and_test_in_bf16,
+    synthetic_set,
+)
 from torch import nn
 
 from data_modules.base import DomainSets
@@ -461,3 +467,8 @@ def test_ablation_overlays_set_what_they_name(overlay, dataset_dir, monkeypatch)
 def test_mocap_config_targets_all_shift(monkeypatch, tmp_path):
     cli = build(tmp_path, monkeypatch, EXPERIMENTS / "mocap.yaml")
     assert cli.datamodule.train_target == "all_shift" and cli.model.hparams.backbone == "simple_baseline"
+
+
+def test_every_player_steps_under_bf16_autocast():
+    pl.seed_everything(0)
+    fit_and_test_in_bf16(PoseDA(**TINY, warmup=1), data(), max_epochs=2)

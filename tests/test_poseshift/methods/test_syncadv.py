@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import _REST, REPO_ROOT, SameWeightsOnEveryRank, SyntheticDataModule, synthetic_set
+from helpers import (
+    _REST,
+    REPO_ROOT,
+    SameWeightsOnEveryRank,
+    SyntheticDataModule,
+    fit_and_test_in_bf16,
+    synthetic_set,
+)
 from pytorch_lightning.utilities import CombinedLoader
 from torch import nn
 
@@ -480,3 +487,8 @@ def test_every_config_and_overlay_builds_what_it_says():
         assert both.hparams.train_noise_px == train_only.hparams.train_noise_px == sigma
         assert both.evaluation.noise_px == sigma and train_only.evaluation.noise_px == 0
         assert both.evaluation.depth_error and both.evaluation.per_action
+
+
+def test_every_player_steps_under_bf16_autocast():
+    pl.seed_everything(0)
+    fit_and_test_in_bf16(SyncAdv(**TINY), data(), max_epochs=1)
