@@ -152,6 +152,13 @@ class AdversarialModule(LiftingModule):
         """Optimizer steps player ``name`` has taken (kept in checkpoints)."""
         return self._steps.get(name, 0)
 
+    def precision_context(self) -> contextlib.AbstractContextManager:
+        """The trainer's precision for forward passes outside ``training_step`` (e.g. epoch-end
+        lifter passes): bf16 autocast under ``bf16-mixed``, as Lightning applies to the step itself."""
+        if self._trainer is None:
+            return contextlib.nullcontext()
+        return self._trainer.precision_plugin.train_step_context()
+
     def _load_from_state_dict(
         self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
     ) -> None:

@@ -235,7 +235,9 @@ class FeedbackAugmentation(AdversarialModule):
             idx = perm[start : start + batch_size]
             if len(idx) < 2:  # BatchNorm cannot train on one sample (the references skip it too)
                 break
-            loss = self.player_step("p", F.mse_loss(self.lift(x2d[idx]), x3d[idx]))
+            with self.precision_context():  # the epoch-end passes run outside training_step
+                mse = F.mse_loss(self.lift(x2d[idx]), x3d[idx])
+            loss = self.player_step("p", mse)
             total, steps = total + loss.detach(), steps + 1
         return total / max(steps, 1)
 

@@ -550,3 +550,27 @@ def test_templates_from_named_subjects_or_a_file(tmp_path):
 def test_every_player_steps_under_bf16_autocast():
     pl.seed_everything(0)
     fit_and_test_in_bf16(PoseAug(**TINY, warmup=0), data(), max_epochs=2)
+
+
+def test_epoch_end_estimator_passes_run_under_the_trainers_bf16_autocast():
+    # Lightning autocasts training_step only; the buffer and real passes run at epoch end
+    pl.seed_everything(0)
+    model = PoseAug(**TINY, warmup=0)
+    lift, depth, dtypes = model.lift, [], []
+
+    def estimator_pass(*args, **kwargs):
+        depth.append(1)
+        try:
+            return PoseAug.estimator_pass(model, *args, **kwargs)
+        finally:
+            depth.pop()
+
+    def spy_lift(x):
+        out = lift(x)
+        if depth:
+            dtypes.append(out.dtype)
+        return out
+
+    model.estimator_pass, model.lift = estimator_pass, spy_lift
+    fit_and_test_in_bf16(model, data(), max_epochs=1)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
