@@ -612,7 +612,9 @@ def execute(runs: list[Run], args: argparse.Namespace, log: Callable[[str], None
             steps_dir = f"{run.entry.name}-steps"  # "baseline-steps" for the SimpleBaseline
             run.dir = run.dir.parents[1] / steps_dir / str(spec["max_steps"]) / f"seed{run.seed}"
             spec["dir"] = str(run.dir)
-        if run.result.exists() and not args.fresh:
+        # reuse a finished run, unless rows start from its checkpoint and that is gone (e.g. results
+        # copied from another machine): a pretraining run is then redone (seeded, so the same weights)
+        if run.result.exists() and not args.fresh and (run.save is None or run.save.exists()):
             return run, json.loads(run.result.read_text())
         run.dir.mkdir(parents=True, exist_ok=True)
         for command in () if run.matched else run.entry.prepare:

@@ -51,6 +51,14 @@ def test_quick_leaderboard_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     stamp = (tmp_path / "poseaug" / "seed0" / "result.json").stat().st_mtime_ns
     assert board.main(argv) == 0
     assert (tmp_path / "poseaug" / "seed0" / "result.json").stat().st_mtime_ns == stamp
+    # results without the pretrained checkpoint (copied from elsewhere): only the pretraining reruns,
+    # to the same weights, and the rows that start from it are reused
+    (tmp_path / "baseline" / "seed0" / "last.ckpt").unlink()
+    assert board.main(argv) == 0
+    assert (tmp_path / "baseline" / "seed0" / "last.ckpt").is_file()
+    assert (tmp_path / "poseaug" / "seed0" / "result.json").stat().st_mtime_ns == stamp
+    again = json.loads((tmp_path / "runs.json").read_text())["baseline:0"]
+    assert again["metrics"] == base["metrics"]
 
 
 def test_groups_and_unknown_entries():
