@@ -560,6 +560,38 @@ def spec_of(run: Run, args: argparse.Namespace, results: dict[str, dict]) -> dic
     return spec
 
 
+def resolved_spec(run: Run, args: argparse.Namespace, results: dict[str, dict]) -> dict[str, Any]:
+    """:func:`spec_of`, with a matched baseline's folder set from its budget: one run per step
+    count serves every row with that many lifter updates (``<baseline>-steps/<steps>/seed<s>``)."""
+    spec = spec_of(run, args, results)
+    if run.matched:
+        steps_dir = f"{run.entry.name}-steps"  # "baseline-steps" for the SimpleBaseline
+        run.dir = run.dir.parents[1] / steps_dir / str(spec["max_steps"]) / f"seed{run.seed}"
+        spec["dir"] = str(run.dir)
+    return spec
+
+
+def finished(runs: list[Run], args: argparse.Namespace) -> tuple[list[Run], dict[str, dict]]:
+    """The runs that have results (nothing is launched), for a table of a leaderboard still running
+    or stopped: a row's seed counts only with its matched baseline's, so gains compare like with like."""
+    results: dict[str, dict] = {}
+    for run in runs:  # plan order: dependencies first
+        if all(d in results for d in run.depends):
+            if run.matched:
+                resolved_spec(run, args, results)
+            if run.result.exists():
+                results[run.id] = json.loads(run.result.read_text())
+    matched_of = {r.matched: r.id for r in runs if r.matched}
+    done = [
+        r
+        for r in runs
+        if r.id in results
+        and (r.matched is None or r.matched in results)
+        and (r.id not in matched_of or matched_of[r.id] in results)
+    ]
+    return done, results
+
+
 def is_baseline(entry: Entry) -> bool:
     """Whether the entry is a pretraining Baseline that other rows start from."""
     return entry.name == "baseline" or any(e.baseline == entry.name for e in ENTRIES.values())
@@ -607,11 +639,7 @@ def execute(runs: list[Run], args: argparse.Namespace, log: Callable[[str], None
     start = time.perf_counter()
 
     def launch(run: Run) -> tuple[Run, dict]:
-        spec = spec_of(run, args, results)
-        if run.matched:  # one run per step count serves every row with that many lifter updates
-            steps_dir = f"{run.entry.name}-steps"  # "baseline-steps" for the SimpleBaseline
-            run.dir = run.dir.parents[1] / steps_dir / str(spec["max_steps"]) / f"seed{run.seed}"
-            spec["dir"] = str(run.dir)
+        spec = resolved_spec(run, args, results)
         # reuse a finished run, unless rows start from its checkpoint and that is gone (e.g. results
         # copied from another machine): a pretraining run is then redone (seeded, so the same weights)
         if run.result.exists() and not args.fresh and (run.save is None or run.save.exists()):
@@ -795,6 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="redo runs that already have results")
     parser.add_argument("--inline", action="store_true", help="run in this process (tests)")
     parser.add_argument("--list", action="store_true", help="print the entries and their budgets")
+    parser.add_argument(
+        "--report", action="store_true", help="write the table of the runs finished so far; launch nothing"
+    )
     parser.add_argument("--run-one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_one:
@@ -814,14 +845,25 @@ def main(argv: list[str] | None = None) -> int:
     runs = plan(entries, args.seeds, out)
     print(f"{len(runs)} runs ({', '.join(e.name for e in entries)}; seeds {args.seeds}) -> {out}", flush=True)
     start = time.perf_counter()
-    results = execute(runs, args, log=lambda m: print(m, flush=True))
+    if args.report:
+        total = len(runs)
+        runs, results = finished(runs, args)
+        if not runs:
+            raise SystemExit(f"error: --report: no finished runs in {out} (the --out of a leaderboard run)")
+        print(f"{len(runs)} of {total} runs finished (rows count the seeds with their matched baseline)")
+    else:
+        results = execute(runs, args, log=lambda m: print(m, flush=True))
     records = summarize(runs, results)
     budgets = "; ".join(f"{e.name}: {e.why}" for e in entries)
     header = (
         f"Embedded mocap benchmark, seeds {args.seeds}, precision {args.precision}, last weights, "
         f"{'QUICK smoke budgets, ' if args.quick else ''}"
-        f"{time.perf_counter() - start:.0f} s for the runs done now on {os.cpu_count()} CPU cores. "
-        f"Budgets: {budgets}."
+        + (
+            f"{len(runs)} finished runs (a partial table: see each row's seeds). "
+            if args.report
+            else f"{time.perf_counter() - start:.0f} s for the runs done now on {os.cpu_count()} CPU cores. "
+        )
+        + f"Budgets: {budgets}."
     )
     (out / "runs.json").write_text(json.dumps(results, indent=1))
     table = write_outputs(records, out, header)

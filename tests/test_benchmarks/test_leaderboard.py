@@ -47,6 +47,12 @@ def test_quick_leaderboard_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     assert all(r["gain_mm"] for r in rows if r["row"] == "poseaug")
     assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
     assert "| poseaug | source_test |" in (tmp_path / "leaderboard.md").read_text()
+    # --report tabulates the finished runs without launching any: here all of them
+    table = (tmp_path / "leaderboard.md").read_text().split("\n\n", 1)[1]
+    assert board.main([*argv, "--report"]) == 0
+    assert (tmp_path / "leaderboard.md").read_text().split("\n\n", 1)[1] == table
+    with pytest.raises(SystemExit, match="no finished runs"):
+        board.main([*argv[:-4], "--out", str(tmp_path / "empty"), "--report"])
     # a second call finds every result and reruns nothing
     stamp = (tmp_path / "poseaug" / "seed0" / "result.json").stat().st_mtime_ns
     assert board.main(argv) == 0
