@@ -159,13 +159,20 @@ def test_ctrl_c_saves_and_resume_continues_the_same_run(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as from a terminal, even when the tests run in the background of a
+        # non-interactive shell (which starts them with SIGINT ignored, inherited by children)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as proc:
-        deadline = time.monotonic() + 120
-        while not list(root.glob("*-fit/checkpoints/last.ckpt")) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
+        try:
+            deadline = time.monotonic() + 120
+            while not list(root.glob("*-fit/checkpoints/last.ckpt")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:  # never leave a 100,000-epoch run behind
+            if proc.poll() is None:
+                proc.kill()
     assert proc.returncode == 130, err[-3000:]
     (run,) = fit_runs(root)
     assert "interrupted in epoch" in out and err.rstrip().endswith(f"interrupted; run folder: {run}")
