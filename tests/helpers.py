@@ -200,3 +200,15 @@ def fit_and_test_in_bf16(
     metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
     assert metrics and all(math.isfinite(v) for v in metrics.values()), metrics
     return metrics
+
+
+def load_benchmark(name: str) -> Any:
+    """Import ``benchmarks/<name>.py`` (not a package) as module ``name``."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

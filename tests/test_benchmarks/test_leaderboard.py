@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 
 import pytest
-from helpers import REPO_ROOT
-
-
-def load_leaderboard():
-    spec = importlib.util.spec_from_file_location("leaderboard", REPO_ROOT / "benchmarks" / "leaderboard.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["leaderboard"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 def test_quick_leaderboard_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    board = load_leaderboard()
+    board = load_benchmark("leaderboard")
     argv = [
         "--quick",
         "--inline",
@@ -68,7 +58,7 @@ def test_quick_leaderboard_end_to_end_and_resume(tmp_path, monkeypatch, capsys):
 
 
 def test_groups_and_unknown_entries():
-    board = load_leaderboard()
+    board = load_benchmark("leaderboard")
     assert {"baseline", "poseaug"} <= {e.name for e in board.select(board_args(board, group="poseaug"))}
     with pytest.raises(SystemExit, match="unknown"):
         board.select(board_args(board, entries=["nope"]))
@@ -81,7 +71,7 @@ def board_args(board, **kw):
 
 
 def test_adaptpose_rows_start_from_and_match_their_own_backbone_baseline(tmp_path):
-    board = load_leaderboard()
+    board = load_benchmark("leaderboard")
     entries = board.select(board_args(board, group="adaptpose"))
     runs = board.plan(entries, [0, 1, 2], tmp_path)
     ids = [r.id for r in runs]
@@ -98,7 +88,7 @@ def test_poseda_rows_share_one_lifter_budget_and_warm_up_in_iterations():
     import argparse
     from pathlib import Path
 
-    board = load_leaderboard()
+    board = load_benchmark("leaderboard")
     names = {e.name for e in board.select(board_args(board, group="poseda"))}
     assert names == {"baseline", "poseda", "poseda-gpa-only", "poseda-lpa-only"}
     args = argparse.Namespace(quick=False, accelerator="cpu", threads=1, precision="32-true")
@@ -121,7 +111,7 @@ def test_poseda_rows_share_one_lifter_budget_and_warm_up_in_iterations():
 
 def test_syncadv_rows_are_matched_on_generator_updates(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    board = load_leaderboard()
+    board = load_benchmark("leaderboard")
     group = {e.name for e in board.select(board_args(board, group="syncadv"))}
     assert group == {"syncadv", "syncadv-sep", "syncadv-kcs"}
     assert [e.name for e in board.select(board_args(board)) if e.name.startswith("syncadv")] == ["syncadv"]

@@ -3,27 +3,17 @@ no figure here is a speed result, and no reference code is imported)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
-from helpers import REPO_ROOT
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_bench_speed_reports_every_phase_and_the_ceiling(tmp_path, monkeypatch, precision):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     argv = ["--batch", "64", "--batches", "6", "--backbones", "simple_baseline", "--precision", precision]
-    load("bench_speed").main([*argv, "--output", str(tmp_path / "speed.json")])
+    load_benchmark("bench_speed").main([*argv, "--output", str(tmp_path / "speed.json")])
     saved = json.loads((tmp_path / "speed.json").read_text())
     phases = saved["backbones"]["simple_baseline"]["poseshift"]
     assert saved["matmul_gflops_s"] > 0 and saved["backbones"]["simple_baseline"]["reference"] == {}
@@ -41,6 +31,6 @@ def test_bench_speed_reports_every_phase_and_the_ceiling(tmp_path, monkeypatch, 
 def test_bench_adaptpose_speed_times_gan_and_estimator_steps(tmp_path, monkeypatch, precision):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     argv = ["--batches", "3", "--channels", "16", "--precision", precision]
-    res = load("bench_adaptpose_speed").main([*argv, "--output", str(tmp_path / "adaptpose.json")])
+    res = load_benchmark("bench_adaptpose_speed").main([*argv, "--output", str(tmp_path / "adaptpose.json")])
     assert res["precision"] == precision and res["lifter_steps"] > 0
     assert res["gan_samples_per_s"] > 0 and res["estimator_samples_per_s"] > 0
